@@ -1,0 +1,67 @@
+"""Service configuration: read once from the environment, then passed down explicitly."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_STORE = Path(__file__).parent / "demo" / "store"
+DEMO_MODEL_URI = f"{DEMO_STORE.as_uri()}/iris@latest"
+
+
+class Device(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class LoadMode(StrEnum):
+    EAGER = "eager"  # start loading in the background when the worker boots
+    LAZY = "lazy"  # start loading on the first request
+
+
+class Settings(BaseSettings):
+    """Every knob of the function; env var names are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    model_uri: str = Field(DEMO_MODEL_URI, description="Artifact URI: scheme://bucket/prefix/name@version|alias")
+    device: Device = Field(Device.AUTO, description="auto | cpu | cuda; cuda fails loudly when unavailable")
+    cache_dir: Path = Field(Path("/tmp/modelfn-cache"), description="Local artifact cache (keyed by digest)")  # noqa: S108
+    load_mode: LoadMode = Field(LoadMode.EAGER, description="eager: load at worker boot; lazy: on first request")
+    load_wait_seconds: float = Field(10.0, ge=0, description="How long a request waits for a loading model")
+    load_retry_seconds: float = Field(30.0, gt=0, description="Delay before retrying a failed load")
+    fetch_retries: int = Field(4, ge=0, description="Retries of transient storage errors per file")
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest accepted request body")
+
+    port: int = Field(8080, gt=0, lt=65536, description="Port Gunicorn binds on 0.0.0.0")
+    workers: int | None = Field(None, gt=0, description="Gunicorn workers; default derived from the CPU quota")
+    threads: int = Field(4, gt=0, description="Threads per worker")
+    timeout: int = Field(120, gt=0, description="Gunicorn worker timeout (seconds)")
+    graceful_timeout: int = Field(25, gt=0, description="Seconds in-flight requests get after SIGTERM")
+    log_level: str = Field("info", description="Python log level for the service")
+
+    azure_storage_account_url: str | None = Field(None, description="https://<account>.blob.core.windows.net")
+    azure_storage_connection_string: str | None = Field(None, description="Connection string (Azurite)")
+
+    @field_validator("model_uri")
+    @classmethod
+    def _uri_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("MODEL_URI must not be empty")
+        return value.strip()
+
+    def store_options(self) -> dict[str, str | None]:
+        """Options the storage backends need that the SDKs do not read themselves."""
+        return {
+            "azure_account_url": self.azure_storage_account_url,
+            "azure_connection_string": self.azure_storage_connection_string,
+        }
+
+
+def load_settings() -> Settings:
+    """Read settings from the process environment (the only place that does)."""
+    return Settings()

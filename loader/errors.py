@@ -1,0 +1,51 @@
+"""Typed errors raised by the loader; the HTTP layer maps them to status codes in one table."""
+
+from __future__ import annotations
+
+
+class ModelfnError(Exception):
+    """Base class: the message is safe to show to a client (never echoes request data)."""
+
+    retryable = False
+
+
+class InvalidURI(ModelfnError):
+    """A model or store URI that cannot be parsed."""
+
+
+class StoreConfigError(ModelfnError):
+    """A backend is missing its SDK or a required setting."""
+
+
+class ArtifactNotFound(ModelfnError):
+    """A manifest, file, version or alias does not exist in the store."""
+
+
+class AlreadyExists(ModelfnError):
+    """A conditional write found the object already present (versions are immutable)."""
+
+
+class DigestMismatch(ModelfnError):
+    """Downloaded bytes do not match the manifest's sha256 or size."""
+
+
+class ManifestInvalid(ModelfnError):
+    """A manifest that does not parse or violates the schema."""
+
+
+class StoreUnavailable(ModelfnError):
+    """A transient storage error (network, throttling, 5xx): worth retrying."""
+
+    retryable = True
+
+
+class DeviceUnavailable(ModelfnError):
+    """The requested device (e.g. cuda) is not available in this process."""
+
+
+class RuntimeLoadError(ModelfnError):
+    """The runtime could not load the model files."""
+
+
+class InferenceInputError(ModelfnError):
+    """Inputs that do not match the model signature (name, shape, datatype)."""

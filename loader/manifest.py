@@ -1,0 +1,166 @@
+"""The artifact manifest: what a published model version is, byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from loader.errors import ManifestInvalid
+from loader.uri import validate_name, validate_ref
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+
+
+class Framework(StrEnum):
+    ONNX = "onnx"
+    TORCHSCRIPT = "torchscript"
+    TORCH_EXPORT = "torch_export"
+
+
+# Open Inference Protocol (KServe V2) datatypes we can carry in JSON.
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    """One named tensor: V2 datatype and shape (-1 marks a dynamic dimension)."""
+
+    name: str = Field(min_length=1, max_length=256)
+    datatype: Datatype
+    shape: list[int]
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, shape: list[int]) -> list[int]:
+        if any(d < -1 or d == 0 for d in shape):
+            raise ValueError("dimensions are positive, or -1 for dynamic")
+        return shape
+
+
+class FileEntry(_Strict):
+    """A file of the artifact, relative to the version directory."""
+
+    path: str = Field(pattern=r"^[A-Za-z0-9._-][A-Za-z0-9._/-]*$", max_length=512)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, path: str) -> str:
+        if any(seg in ("", ".", "..") for seg in path.split("/")) or path == MANIFEST_FILE:
+            raise ValueError("file paths are relative, without '.', '..' or empty segments")
+        return path
+
+
+class PreProcessing(_Strict):
+    """Applied to the first input of /v1 requests: ``(x * scale - mean) / std``."""
+
+    scale: float | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    @field_validator("std")
+    @classmethod
+    def _nonzero(cls, std: list[float] | None) -> list[float] | None:
+        if std is not None and any(s == 0 for s in std):
+            raise ValueError("std must not contain 0")
+        return std
+
+
+class PostProcessing(_Strict):
+    """Applied to the first output of /v1 responses."""
+
+    softmax: bool = False
+    labels: list[str] | None = None
+    top_k: int | None = Field(None, ge=1)
+
+
+class Provenance(_Strict):
+    """When and from what the artifact was made; metadata is free-form (git sha, dataset...)."""
+
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Manifest(_Strict):
+    """Schema-versioned description of one immutable model version."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    version: str
+    framework: Framework
+    model_file: str = Field(description="The entry file the runtime loads (one of files)")
+    files: list[FileEntry] = Field(min_length=1)
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+    preprocess: PreProcessing = Field(default_factory=PreProcessing)
+    postprocess: PostProcessing = Field(default_factory=PostProcessing)
+    provenance: Provenance = Field(default_factory=Provenance)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return validate_name(name)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, version: str) -> str:
+        return validate_ref(version)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError("file paths must be unique")
+        if self.model_file not in paths:
+            raise ValueError("model_file must be one of files")
+        for group in (self.inputs, self.outputs):
+            names = [t.name for t in group]
+            if len(set(names)) != len(names):
+                raise ValueError("tensor names must be unique")
+        labels = self.postprocess.labels
+        if labels is not None and self.outputs[0].shape[-1] not in (-1, len(labels)):
+            raise ValueError("labels must match the last dimension of the first output")
+        return self
+
+    def to_json(self) -> bytes:
+        """Canonical bytes (sorted keys) so the manifest's own digest is stable."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        """Parse and validate, raising ManifestInvalid with the first problem."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "manifest"
+            raise ManifestInvalid(f"invalid manifest: {where}: {first['msg']}") from None
+
+
+class AliasRecord(_Strict):
+    """``<name>/aliases/<alias>.json``: the version an alias points at."""
+
+    version: str
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, version: str) -> str:
+        return validate_ref(version)
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
