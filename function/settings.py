@@ -26,7 +26,7 @@ class LoadMode(StrEnum):
 class Settings(BaseSettings):
     """Every knob of the function; env var names are the upper-cased field names."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
 
     model_uri: str = Field(DEMO_MODEL_URI, description="Artifact URI: scheme://bucket/prefix/name@version|alias")
     device: Device = Field(Device.AUTO, description="auto | cpu | cuda; cuda fails loudly when unavailable")
@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     timeout: int = Field(120, gt=0, description="Gunicorn worker timeout (seconds)")
     graceful_timeout: int = Field(25, gt=0, description="Seconds in-flight requests get after SIGTERM")
     log_level: str = Field("info", description="Python log level for the service")
+    prometheus_multiproc_dir: Path | None = Field(
+        None, description="prometheus_client's multiprocess dir; set by the Gunicorn config"
+    )
+
+    events_input_uri: str | None = Field(None, description="Store URI + prefix whose uploads are inputs")
+    events_output_uri: str | None = Field(None, description="Store URI + prefix where outputs are written")
+    events_secret: str | None = Field(None, description="Shared secret required in X-Modelfn-Event-Secret")
+    model_poll_seconds: float = Field(0.0, ge=0, description="Poll the model alias this often (0: never)")
 
     azure_storage_account_url: str | None = Field(None, description="https://<account>.blob.core.windows.net")
     azure_storage_connection_string: str | None = Field(None, description="Connection string (Azurite)")

@@ -49,3 +49,7 @@ class RuntimeLoadError(ModelfnError):
 
 class InferenceInputError(ModelfnError):
     """Inputs that do not match the model signature (name, shape, datatype)."""
+
+
+class ModelExecutionError(ModelfnError):
+    """The model itself failed on inputs that matched its signature (a server-side fault)."""

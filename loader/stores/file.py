@@ -69,6 +69,7 @@ class FileStore:
             Path(tmp).unlink(missing_ok=True)
 
     def _commit(self, tmp: Path, target: Path, if_absent: bool) -> None:
+        tmp.chmod(0o644)  # mkstemp creates 0600; stored objects are meant to be shared
         if not if_absent:
             os.replace(tmp, target)
             return

@@ -1,0 +1,62 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from function import errors, health, metrics, openapi, request_log, v1, v2
+from function.context import Context
+from function.holder import ModelHolder
+from function.serving import make_loader
+from function.settings import LoadMode, Settings, load_settings
+from loader.cache import ArtifactCache
+from loader.runtimes import DeviceChoice
+from loader.uri import parse_model_uri
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app for one model; loading starts now (eager) or on the first request (lazy)."""
+    settings = settings or load_settings()
+    request_log.configure_logging(settings.log_level)
+    app = Flask("modelfn")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    uri = parse_model_uri(settings.model_uri)
+    m = metrics.create_metrics(CollectorRegistry(auto_describe=True))
+    started = process_start_time()
+    loader = make_loader(
+        uri, ArtifactCache(settings.cache_dir, settings.fetch_retries), DeviceChoice(settings.device.value),
+        settings.store_options(), m,
+    )
+    holder = ModelHolder(loader, settings.load_retry_seconds, on_ready=lambda model: m.record_ready(model, started))
+    app.extensions["modelfn"] = Context(settings, uri, holder, m)
+
+    errors.init_app(app)
+    request_log.init_app(app, m)
+    metrics.init_app(app, m, str(settings.prometheus_multiproc_dir) if settings.prometheus_multiproc_dir else None)
+    health.init_app(app)
+    v1.init_app(app)
+    v2.init_app(app)
+    openapi.init_app(app)
+
+    if settings.load_mode is LoadMode.EAGER:
+        holder.start()
+    return app
+
+
+def process_start_time() -> float:
+    """When this process started (epoch seconds), from /proc where available."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()

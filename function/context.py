@@ -1,0 +1,54 @@
+"""Per-app state shared by the handlers, kept in ``app.extensions["modelfn"]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, g, request
+
+from function.errors import ModelNotFound, RequestError, UnsupportedMediaType
+from function.holder import LoadedModel, ModelHolder
+from function.metrics import Metrics
+from function.settings import Settings
+from loader.uri import ModelURI
+
+
+@dataclass
+class Context:
+    """What every handler needs: settings, the configured model and its holder, metrics."""
+
+    settings: Settings
+    uri: ModelURI
+    holder: ModelHolder
+    metrics: Metrics
+
+
+def context() -> Context:
+    """The current app's context."""
+    ctx: Context = current_app.extensions["modelfn"]
+    return ctx
+
+
+def model_for(name: str, version: str | None = None) -> LoadedModel:
+    """The ready model if ``name`` (and ``version``) match it; waits a bounded time while loading."""
+    ctx = context()
+    if name != ctx.uri.name:
+        raise ModelNotFound(f"unknown model; this server serves {ctx.uri.name!r}")
+    model = ctx.holder.get(ctx.settings.load_wait_seconds)
+    if version is not None and version != model.version:
+        raise ModelNotFound(f"unknown version of {name!r}; this server serves version {model.version!r}")
+    g.model_version = model.version
+    return model
+
+
+def json_body() -> Any:
+    """The request's JSON document; 415 for other content types, 400 for malformed JSON."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise RequestError("request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise RequestError("request body must be a JSON object")
+    return body

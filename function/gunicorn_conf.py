@@ -1,0 +1,41 @@
+"""Gunicorn configuration: ``gunicorn -c python:function.gunicorn_conf function.wsgi:app``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from function.cpus import available_cpus
+from function.settings import load_settings
+
+_settings = load_settings()
+
+# Workers inherit this before they import prometheus_client, so every metric lands in shared files
+# and /metrics from any worker reports the whole container.
+if _settings.prometheus_multiproc_dir is None:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelfn-metrics-")
+else:
+    _settings.prometheus_multiproc_dir.mkdir(parents=True, exist_ok=True)
+
+bind = f"0.0.0.0:{_settings.port}"
+# One process per available CPU: inference is CPU-bound and each worker holds its own model copy.
+workers = _settings.workers or available_cpus()
+worker_class = "gthread"
+threads = _settings.threads
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+keepalive = 75  # above the 60 s idle timeout of the clouds' load balancers, so they close first
+accesslog = None  # the app logs one JSON line per request itself
+errorlog = "-"
+loglevel = _settings.log_level
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+forwarded_allow_ips = "*"  # behind the platform's load balancer
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the aggregated metrics."""
+    # Imported here: the master must not load prometheus_client before the env var above is set.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,39 @@
+"""Probes: liveness while the process runs, readiness only when the model is READY."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+
+from function.context import context
+from function.errors import error_response
+from function.holder import State
+
+
+def readiness() -> Response:
+    """200 when READY; 503 with state, phase and reason otherwise."""
+    holder = context().holder
+    status = holder.status()
+    model = holder.model
+    if model is not None:
+        return jsonify({"state": "READY", "model": model.name, "version": model.version,
+                        "device": model.runtime.device})
+    if status.state is State.IDLE:
+        holder.start()  # lazy mode: the platform's first probe counts as the first request
+    response = error_response(
+        503, status.reason or f"model is {status.phase.value}", state=status.state.value, phase=status.phase.value
+    )
+    if status.retry_in is not None:
+        response.headers["Retry-After"] = str(max(1, round(status.retry_in)))
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register /healthz, /readyz and the V2 health endpoints."""
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "alive"})
+
+    app.add_url_rule("/readyz", "readyz", readiness)
+    app.add_url_rule("/v2/health/live", "v2_live", healthz)
+    app.add_url_rule("/v2/health/ready", "v2_ready", readiness)

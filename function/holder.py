@@ -1,0 +1,153 @@
+"""The process-global model: an explicit LOADING -> READY | FAILED state, loaded exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from loader.artifacts import LocalArtifact
+from loader.errors import ModelfnError
+from loader.runtimes import Runtime
+
+log = logging.getLogger("modelfn.model")
+
+
+class State(StrEnum):
+    IDLE = "IDLE"  # lazy mode, before the first request
+    LOADING = "LOADING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class Phase(StrEnum):
+    WAITING = "waiting"
+    FETCHING = "fetching"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """An artifact and the runtime serving it; replaced as a whole, never mutated."""
+
+    artifact: LocalArtifact
+    runtime: Runtime
+
+    @property
+    def name(self) -> str:
+        return self.artifact.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.artifact.manifest.version
+
+
+@dataclass(frozen=True)
+class Status:
+    """A consistent snapshot for probes and errors."""
+
+    state: State
+    phase: Phase
+    reason: str | None
+    retry_in: float | None
+
+
+class ModelNotReady(Exception):
+    """Raised to requests that cannot be served yet; carries the status for a 503."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__(status.reason or f"model is {status.phase.value}")
+        self.status = status
+
+
+Loader = Callable[[Callable[[Phase], None]], LoadedModel]
+
+
+class ModelHolder:
+    """Runs the loader in one background thread, retrying failures, and lets requests wait for it."""
+
+    def __init__(self, load: Loader, retry_seconds: float, on_ready: Callable[[LoadedModel], None]) -> None:
+        self._load = load
+        self._retry_seconds = retry_seconds
+        self._on_ready = on_ready
+        self._cond = threading.Condition()
+        self._state = State.IDLE
+        self._phase = Phase.WAITING
+        self._reason: str | None = None
+        self._next_retry: float | None = None
+        self._model: LoadedModel | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start loading once; later calls (even concurrent ones) do nothing."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._state = State.LOADING
+            self._thread = threading.Thread(target=self._run, name="modelfn-loader", daemon=True)
+            self._thread.start()
+
+    def status(self) -> Status:
+        """The current state, phase and failure reason."""
+        with self._cond:
+            retry_in = None if self._next_retry is None else max(0.0, self._next_retry - time.monotonic())
+            return Status(self._state, self._phase, self._reason, retry_in)
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The serving model, if any (no waiting)."""
+        return self._model
+
+    def get(self, timeout: float) -> LoadedModel:
+        """The ready model, waiting up to ``timeout`` seconds while it loads."""
+        model = self._model
+        if model is not None:
+            return model
+        self.start()
+        with self._cond:
+            self._cond.wait_for(lambda: self._state is not State.LOADING, timeout=timeout)
+            if self._model is not None:
+                return self._model
+        raise ModelNotReady(self.status())
+
+    def swap(self, model: LoadedModel) -> None:
+        """Atomically replace the serving model (a reference assignment; requests keep their snapshot)."""
+        with self._cond:
+            self._model = model
+            self._state, self._phase, self._reason, self._next_retry = State.READY, Phase.READY, None, None
+            self._cond.notify_all()
+        self._on_ready(model)
+
+    def _set_phase(self, phase: Phase) -> None:
+        with self._cond:
+            self._phase = phase
+
+    def _run(self) -> None:
+        while True:
+            try:
+                model = self._load(self._set_phase)
+            except Exception as exc:
+                self._fail(exc)
+                time.sleep(self._retry_seconds)
+                with self._cond:
+                    self._state, self._next_retry = State.LOADING, None
+                continue
+            self.swap(model)
+            return
+
+    def _fail(self, exc: Exception) -> None:
+        # Typed errors carry a message meant for operators; anything else is a bug worth a traceback.
+        reason = str(exc) if isinstance(exc, ModelfnError) else f"unexpected {type(exc).__name__}: {exc}"
+        if isinstance(exc, ModelfnError):
+            log.error("model load failed: %s", reason)
+        else:
+            log.exception("model load failed")
+        with self._cond:
+            self._state, self._phase, self._reason = State.FAILED, Phase.FAILED, reason
+            self._next_retry = time.monotonic() + self._retry_seconds
+            self._cond.notify_all()

@@ -1,0 +1,105 @@
+"""Prometheus metrics, aggregated across Gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from flask import Flask, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from function.holder import LoadedModel
+from loader.cache import FetchStats
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass
+class Metrics:
+    """Every metric the service exports, bound to one registry."""
+
+    registry: CollectorRegistry
+    requests: Counter
+    request_seconds: Histogram
+    inference_seconds: Histogram
+    artifact_downloads: Counter
+    file_downloads: Counter
+    fetch_bytes: Counter
+    fetch_seconds: Histogram
+    load_seconds: Histogram
+    load_failures: Counter
+    start_to_ready: Gauge
+    model_info: Gauge
+    info_labels: tuple[str, ...] = ()
+
+    def record_load(self, model: LoadedModel, stats: FetchStats, fetch_s: float, load_s: float) -> None:
+        """Record one successful fetch + load."""
+        if stats.files_downloaded:
+            self.artifact_downloads.inc()
+        self.file_downloads.inc(stats.files_downloaded)
+        self.fetch_bytes.inc(stats.bytes_downloaded)
+        self.fetch_seconds.observe(fetch_s)
+        self.load_seconds.observe(load_s)
+
+    def record_ready(self, model: LoadedModel, process_start: float) -> None:
+        """Model-info gauge and time from process start to (first) ready."""
+        first = not self.info_labels
+        if self.info_labels:
+            # clear() does not reach other workers' files in multiprocess mode; zero the old series.
+            self.model_info.labels(*self.info_labels).set(0)
+        self.info_labels = (model.name, model.version, model.runtime.device, model.runtime.provider)
+        self.model_info.labels(*self.info_labels).set(1)
+        if first:
+            self.start_to_ready.set(time.time() - process_start)
+
+
+def create_metrics(registry: CollectorRegistry) -> Metrics:
+    """Create the metrics on a registry (one per app, so tests can build many apps)."""
+    return Metrics(
+        registry=registry,
+        requests=Counter(
+            "modelfn_http_requests", "HTTP requests", ["route", "method", "status"], registry=registry
+        ),
+        request_seconds=Histogram(
+            "modelfn_http_request_seconds", "HTTP request latency", ["route", "method"],
+            buckets=LATENCY_BUCKETS, registry=registry,
+        ),
+        inference_seconds=Histogram(
+            "modelfn_inference_seconds", "Model predict() latency", ["model", "version"],
+            buckets=LATENCY_BUCKETS, registry=registry,
+        ),
+        artifact_downloads=Counter(
+            "modelfn_artifact_downloads", "Artifacts fetched from the store (cache misses)", registry=registry
+        ),
+        file_downloads=Counter("modelfn_fetch_files", "Artifact files downloaded", registry=registry),
+        fetch_bytes=Counter("modelfn_fetch_bytes", "Artifact bytes downloaded", registry=registry),
+        fetch_seconds=Histogram(
+            "modelfn_fetch_seconds", "Resolve + fetch phase", buckets=LOAD_BUCKETS, registry=registry
+        ),
+        load_seconds=Histogram(
+            "modelfn_model_load_seconds", "Runtime load phase", buckets=LOAD_BUCKETS, registry=registry
+        ),
+        load_failures=Counter("modelfn_model_load_failures", "Failed load attempts", registry=registry),
+        start_to_ready=Gauge(
+            "modelfn_start_to_ready_seconds", "Process start to model ready",
+            multiprocess_mode="livemax", registry=registry,
+        ),
+        model_info=Gauge(
+            "modelfn_model_info", "The model being served", ["name", "version", "device", "provider"],
+            multiprocess_mode="livemax", registry=registry,
+        ),
+    )
+
+
+def init_app(app: Flask, metrics: Metrics, multiproc_dir: str | None) -> None:
+    """Expose ``/metrics``; with a multiprocess dir, aggregate every worker's files."""
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        registry = metrics.registry
+        if multiproc_dir:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=multiproc_dir)
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,81 @@
+"""``/openapi.json``: the HTTP contract, with bodies taken from the pydantic schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from pydantic import BaseModel
+
+from function.schemas import ErrorBody, PredictRequest, PredictResponse, V2InferRequest, V2InferResponse
+from function.v2 import server_version
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _op(summary: str, ok: str = "OK", body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None, errors: tuple[int, ...] = ()) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": _json(response, ok) if response else {"description": ok}}
+    descriptions = {400: "Invalid request", 404: "Unknown model or version", 413: "Body too large",
+                    415: "Content-Type is not application/json", 503: "Model not ready (see Retry-After)"}
+    for code in errors:
+        responses[str(code)] = _json(ErrorBody, descriptions[code])
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    return op
+
+
+NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+VERSION = {"name": "model_version", "in": "path", "required": True, "schema": {"type": "string"}}
+INFER_ERRORS = (400, 404, 413, 415, 503)
+
+
+def build_spec() -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
+    paths: dict[str, Any] = {
+        "/healthz": {"get": _op("Liveness: 200 while the process runs")},
+        "/readyz": {"get": _op("Readiness: 200 when the model is READY", errors=(503,))},
+        "/metrics": {"get": _op("Prometheus metrics (text exposition format)")},
+        "/openapi.json": {"get": _op("This document")},
+        "/v2": {"get": _op("V2 server metadata")},
+        "/v2/health/live": {"get": _op("V2 liveness")},
+        "/v2/health/ready": {"get": _op("V2 readiness", errors=(503,))},
+        "/v1/models/{name}:predict": {"post": _op(
+            "Predict with pre/post-processing", body=PredictRequest, response=PredictResponse, errors=INFER_ERRORS
+        ), "parameters": [NAME]},
+    }
+    for base, params in (("/v2/models/{name}", [NAME]), ("/v2/models/{name}/versions/{model_version}",
+                                                          [NAME, VERSION])):
+        paths[base] = {"get": _op("V2 model metadata", errors=(404, 503)), "parameters": params}
+        paths[f"{base}/ready"] = {"get": _op("V2 model readiness", errors=(404, 503)), "parameters": params}
+        paths[f"{base}/infer"] = {"post": _op(
+            "V2 inference (JSON tensors)", body=V2InferRequest, response=V2InferResponse, errors=INFER_ERRORS
+        ), "parameters": params}
+    models = (ErrorBody, PredictRequest, PredictResponse, V2InferRequest, V2InferResponse)
+    schemas: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "modelfn", "version": server_version()},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def init_app(app: Flask) -> None:
+    """Serve the document (built once per app)."""
+    spec = build_spec()
+
+    @app.get("/openapi.json")
+    def openapi_json() -> Response:
+        return jsonify(spec)

@@ -1,0 +1,99 @@
+"""Structured logs: one JSON line per request on stdout, with a Cloud Logging ``severity``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from function.metrics import Metrics
+
+access_log = logging.getLogger("modelfn.access")
+
+# Only well-formed ids are logged: a header must not be able to inject text into the log stream.
+TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+CLOUD_TRACE_RE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=[01])?$")
+AMZN_ROOT_RE = re.compile(r"(?:^|;)Root=(1-[0-9a-f]{8}-[0-9a-f]{24})(?:;|$)")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+SEVERITY = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARNING", logging.ERROR: "ERROR"}
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"severity", "message", "logger", ...extra fields}``, one line per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": SEVERITY.get(record.levelno, "CRITICAL"),
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Route every modelfn logger to stdout as JSON (idempotent)."""
+    root = logging.getLogger("modelfn")
+    root.setLevel(level.upper())
+    if not any(getattr(h, "_modelfn", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        handler._modelfn = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.propagate = False
+
+
+def trace_id(headers: Any) -> str | None:
+    """Trace id from W3C ``traceparent``, ``X-Cloud-Trace-Context`` or ``X-Amzn-Trace-Id``."""
+    if m := TRACEPARENT_RE.match(headers.get("traceparent", "").strip()):
+        return m.group(1)
+    if m := CLOUD_TRACE_RE.match(headers.get("X-Cloud-Trace-Context", "").strip()):
+        return m.group(1).lower()
+    if m := AMZN_ROOT_RE.search(headers.get("X-Amzn-Trace-Id", "").strip()):
+        return m.group(1)
+    return None
+
+
+def init_app(app: Flask, metrics: Metrics) -> None:
+    """Time every request, count it, log it, and echo a request id."""
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        g.model_version = None
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        metrics.request_seconds.labels(route, request.method).observe(elapsed)
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        fields = {
+            "httpRequest": {
+                "requestMethod": request.method,
+                "requestUrl": request.path,
+                "status": response.status_code,
+                "latency": f"{elapsed:.6f}s",
+                "userAgent": request.user_agent.string[:200],
+            },
+            "route": route,
+            "latency_ms": round(elapsed * 1000, 3),
+            "request_id": g.get("request_id"),
+            "trace_id": trace_id(request.headers),
+            "model_version": g.get("model_version"),
+        }
+        level = logging.ERROR if response.status_code >= 500 else logging.WARNING if response.status_code >= 400 else logging.INFO
+        access_log.log(level, "%s %s %d", request.method, route, response.status_code, extra={"fields": fields})
+        return response

@@ -1,0 +1,102 @@
+"""Glue between settings, the loader and the holder: how this process gets and runs its model."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from function.holder import LoadedModel, Phase
+from function.metrics import Metrics
+from loader.artifacts import fetch
+from loader.cache import ArtifactCache
+from loader.errors import InferenceInputError
+from loader.prepost import postprocess, preprocess
+from loader.runtimes import DeviceChoice, create_runtime
+from loader.signature import V2_TO_NUMPY, check_inputs
+from loader.stores import open_store
+from loader.uri import ModelURI
+
+log = logging.getLogger("modelfn.model")
+
+
+def make_loader(
+    uri: ModelURI, cache: ArtifactCache, device: DeviceChoice, options: dict[str, str | None], metrics: Metrics
+) -> Callable[[Callable[[Phase], None]], LoadedModel]:
+    """A loader for the holder: resolve + fetch (verified), then load the runtime."""
+
+    def load(set_phase: Callable[[Phase], None]) -> LoadedModel:
+        set_phase(Phase.FETCHING)
+        started = time.perf_counter()
+        try:
+            artifact = fetch(open_store(uri.store, options), uri, cache)
+            fetched = time.perf_counter()
+            set_phase(Phase.LOADING)
+            runtime = create_runtime(artifact.manifest.framework, device)
+            runtime.load(artifact)
+        except Exception:
+            metrics.load_failures.inc()
+            raise
+        model = LoadedModel(artifact, runtime)
+        metrics.record_load(model, artifact.stats, fetched - started, time.perf_counter() - fetched)
+        log.info(
+            "model ready",
+            extra={"fields": {"model": model.name, "version": model.version, "device": runtime.device,
+                              "provider": runtime.provider, "bytes_downloaded": artifact.stats.bytes_downloaded}},
+        )
+        return model
+
+    return load
+
+
+def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> dict[str, np.ndarray]:
+    """Validate against the signature and time ``predict()``."""
+    ordered = check_inputs(model.artifact.manifest.inputs, arrays)
+    with metrics.inference_seconds.labels(model.name, model.version).time():
+        return model.runtime.predict(ordered)
+
+
+def instances_to_arrays(model: LoadedModel, instances: list[Any]) -> dict[str, np.ndarray]:
+    """``instances`` -> batched input arrays, applying the manifest's pre-processing to the first input."""
+    manifest = model.artifact.manifest
+    specs = manifest.inputs
+    if all(isinstance(i, dict) for i in instances):
+        columns = {s.name: [i.get(s.name) for i in instances] for s in specs}
+        unknown = set().union(*(i.keys() for i in instances)) - columns.keys()
+        if unknown:
+            raise InferenceInputError(f"unknown input name(s) {sorted(unknown)}; the model takes "
+                                      f"{[s.name for s in specs]}")
+    elif len(specs) == 1:
+        columns = {specs[0].name: instances}
+    else:
+        raise InferenceInputError(
+            f"this model takes {len(specs)} inputs: send each instance as an object keyed by input name"
+        )
+    arrays = {}
+    for spec in specs:
+        values = columns[spec.name]
+        if any(v is None for v in values):
+            raise InferenceInputError(f"every instance needs input {spec.name!r}")
+        arrays[spec.name] = _as_array(spec.name, values, V2_TO_NUMPY[spec.datatype])
+    first = specs[0].name
+    arrays[first] = preprocess(arrays[first], manifest.preprocess)
+    return arrays
+
+
+def _as_array(name: str, values: list[Any], dtype: np.dtype) -> np.ndarray:
+    try:
+        raw = np.asarray(values)
+    except ValueError:
+        raise InferenceInputError(f"input {name!r}: instances must all have the same shape") from None
+    if raw.dtype.kind not in "biuf":
+        raise InferenceInputError(f"input {name!r}: instances must be numbers or nested lists of numbers")
+    return raw.astype(dtype)
+
+
+def predictions(model: LoadedModel, outputs: dict[str, np.ndarray]) -> list[Any]:
+    """The first output, post-processed into one prediction per instance."""
+    manifest = model.artifact.manifest
+    return postprocess(outputs[manifest.outputs[0].name], manifest.postprocess)

@@ -1,0 +1,95 @@
+"""Publishing: immutable versions (manifest written last, conditionally) and movable aliases."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loader.artifacts import alias_key, manifest_key, read_alias
+from loader.errors import AlreadyExists, ArtifactNotFound
+from loader.manifest import AliasRecord, FileEntry, Manifest
+from loader.retry import with_retries
+from loader.stores.base import CHUNK_SIZE, Progress, Store
+from loader.uri import validate_ref
+
+ProgressFactory = Callable[[str, int], Progress]
+
+
+def file_entry(path: Path, relative: str) -> FileEntry:
+    """Digest and size of a local file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return FileEntry(path=relative, sha256=digest.hexdigest(), size=path.stat().st_size)
+
+
+def publish(
+    store: Store,
+    manifest: Manifest,
+    sources: dict[str, Path],
+    aliases: Iterable[str] = (),
+    progress: ProgressFactory | None = None,
+    retries: int = 2,
+) -> None:
+    """Upload files, then the manifest as a conditional create; refuses an existing version."""
+    key = manifest_key(manifest.name, manifest.version)
+    if store.exists(key):
+        raise AlreadyExists(f"{manifest.name}@{manifest.version} already exists; versions are immutable")
+    for entry in manifest.files:
+        source = sources[entry.path]
+        callback = progress(entry.path, entry.size) if progress else None
+        object_key = f"{manifest.name}/{manifest.version}/{entry.path}"
+        with_retries(lambda s=source, k=object_key, c=callback: store.put_file(k, s, progress=c), retries)  # type: ignore[misc]
+    # The manifest is the commit point: two racing publishers cannot both win this write.
+    try:
+        store.put_bytes(key, manifest.to_json(), if_absent=True)
+    except AlreadyExists:
+        raise AlreadyExists(f"{manifest.name}@{manifest.version} already exists; versions are immutable") from None
+    for alias in aliases:
+        set_alias(store, manifest.name, alias, manifest.version)
+
+
+def set_alias(store: Store, name: str, alias: str, version: str) -> AliasRecord:
+    """Point an alias at an existing version."""
+    validate_ref(alias)
+    if not store.exists(manifest_key(name, version)):
+        raise ArtifactNotFound(f"{name}@{version} is not published in {store.location.uri}")
+    if store.exists(manifest_key(name, alias)):
+        raise AlreadyExists(f"{alias!r} is a version of {name}; an alias cannot shadow it")
+    record = AliasRecord(version=version)
+    store.put_bytes(alias_key(name, alias), record.model_dump_json().encode())
+    return record
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """Versions and aliases of one model in a store."""
+
+    name: str
+    versions: list[str]
+    aliases: dict[str, str]
+
+
+def list_models(store: Store) -> list[ModelListing]:
+    """Every model in a store with its versions and aliases."""
+    versions: dict[str, set[str]] = {}
+    alias_names: dict[str, set[str]] = {}
+    for key in store.list_keys(""):
+        parts = key.split("/")
+        if len(parts) == 3 and parts[2] == "manifest.json":
+            versions.setdefault(parts[0], set()).add(parts[1])
+        elif len(parts) == 3 and parts[1] == "aliases" and parts[2].endswith(".json"):
+            alias_names.setdefault(parts[0], set()).add(parts[2].removesuffix(".json"))
+    listings = []
+    for name in sorted(versions.keys() | alias_names.keys()):
+        aliases = {a: read_alias(store, name, a).version for a in sorted(alias_names.get(name, ()))}
+        listings.append(ModelListing(name, sorted(versions.get(name, ()), key=_version_key), aliases))
+    return listings
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    # Numeric-aware ordering so 1.10.0 sorts after 1.9.0.
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in version.replace("-", ".").split("."))

@@ -1,0 +1,61 @@
+"""Tensor signatures: V2 datatypes <-> numpy, and checking inputs against a manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from loader.errors import InferenceInputError
+from loader.manifest import TensorSpec
+
+V2_TO_NUMPY: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
+NUMPY_TO_V2 = {dtype: name for name, dtype in V2_TO_NUMPY.items()}
+
+
+def v2_datatype(dtype: np.dtype) -> str:
+    """V2 name of a numpy dtype."""
+    try:
+        return NUMPY_TO_V2[np.dtype(dtype)]
+    except KeyError:
+        raise InferenceInputError(f"unsupported tensor dtype {np.dtype(dtype).name}") from None
+
+
+def shape_matches(spec: list[int], shape: tuple[int, ...]) -> bool:
+    """True when every fixed dimension of the spec equals the actual one."""
+    return len(spec) == len(shape) and all(s in (-1, a) for s, a in zip(spec, shape, strict=True))
+
+
+def check_inputs(specs: list[TensorSpec], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Validate names, datatypes and shapes; returns the arrays in signature order."""
+    expected = [s.name for s in specs]
+    unknown = sorted(set(arrays) - set(expected))
+    if unknown:
+        raise InferenceInputError(f"unknown input tensor(s) {unknown}; the model takes {expected}")
+    missing = [n for n in expected if n not in arrays]
+    if missing:
+        raise InferenceInputError(f"missing input tensor(s) {missing}; the model takes {expected}")
+    ordered = {}
+    for spec in specs:
+        array = arrays[spec.name]
+        if array.dtype != V2_TO_NUMPY[spec.datatype]:
+            raise InferenceInputError(
+                f"input {spec.name!r} must be {spec.datatype}, got {v2_datatype(array.dtype)}"
+            )
+        if not shape_matches(spec.shape, array.shape):
+            raise InferenceInputError(
+                f"input {spec.name!r} must have shape {spec.shape} (-1 = any), got {list(array.shape)}"
+            )
+        ordered[spec.name] = array
+    return ordered
