@@ -40,14 +40,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is now (it may be replaced after configuration)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def configure_logging(level: str) -> None:
     """Route every modelfn logger to stdout as JSON (idempotent)."""
     root = logging.getLogger("modelfn")
     root.setLevel(level.upper())
-    if not any(getattr(h, "_modelfn", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+    if not any(isinstance(h, StdoutHandler) for h in root.handlers):
+        handler = StdoutHandler()
         handler.setFormatter(JsonFormatter())
-        handler._modelfn = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.propagate = False
 

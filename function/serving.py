@@ -65,10 +65,8 @@ def instances_to_arrays(model: LoadedModel, instances: list[Any]) -> dict[str, n
     specs = manifest.inputs
     if all(isinstance(i, dict) for i in instances):
         columns = {s.name: [i.get(s.name) for i in instances] for s in specs}
-        unknown = set().union(*(i.keys() for i in instances)) - columns.keys()
-        if unknown:
-            raise InferenceInputError(f"unknown input name(s) {sorted(unknown)}; the model takes "
-                                      f"{[s.name for s in specs]}")
+        if set().union(*(i.keys() for i in instances)) - columns.keys():
+            raise InferenceInputError(f"unknown input name(s); the model takes {[s.name for s in specs]}")
     elif len(specs) == 1:
         columns = {specs[0].name: instances}
     else:

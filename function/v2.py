@@ -13,7 +13,7 @@ from function.holder import LoadedModel
 from function.schemas import V2InferRequest, decode_tensor, encode_tensor, parse
 from function.serving import run
 from loader.manifest import Framework
-from loader.signature import v2_datatype
+from loader.signature import check_names, v2_datatype
 
 PLATFORM = {
     Framework.ONNX: "onnxruntime_onnx",
@@ -60,20 +60,16 @@ def infer(name: str, model_version: str | None = None) -> Response:
     """Run one inference request."""
     request = parse(V2InferRequest, json_body())
     model = model_for(name, model_version)
-    arrays = {}
-    for tensor in request.inputs:
-        if tensor.name in arrays:
-            raise RequestError(f"input {tensor.name!r} is given twice")
-        arrays[tensor.name] = decode_tensor(tensor)
+    check_names(model.artifact.manifest.inputs, [t.name for t in request.inputs])
+    arrays = {tensor.name: decode_tensor(tensor) for tensor in request.inputs}
     outputs = run(model, arrays, context().metrics)
     return jsonify(_response(model, request, outputs))
 
 
 def _response(model: LoadedModel, request: V2InferRequest, outputs: dict[str, Any]) -> dict[str, Any]:
     wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
-    unknown = [n for n in wanted if n not in outputs]
-    if unknown:
-        raise RequestError(f"unknown output(s) {unknown}; the model returns {list(outputs)}")
+    if any(n not in outputs for n in wanted):
+        raise RequestError(f"unknown output name(s) requested; the model returns {list(outputs)}")
     body: dict[str, Any] = {
         "model_name": model.name,
         "model_version": model.version,

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from loader.errors import ManifestInvalid
-from loader.uri import validate_name, validate_ref
+from loader.errors import InvalidURI, ManifestInvalid
+from loader import uri as _uri
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -27,6 +27,22 @@ class Framework(StrEnum):
 Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"
 ]
+
+
+def validate_name(name: str) -> str:
+    """Name rule as a pydantic-friendly ValueError."""
+    try:
+        return _uri.validate_name(name)
+    except InvalidURI as exc:
+        raise ValueError(str(exc)) from None
+
+
+def validate_ref(ref: str) -> str:
+    """Version/alias rule as a pydantic-friendly ValueError."""
+    try:
+        return _uri.validate_ref(ref)
+    except InvalidURI as exc:
+        raise ValueError(str(exc)) from None
 
 
 class _Strict(BaseModel):

@@ -37,15 +37,21 @@ def shape_matches(spec: list[int], shape: tuple[int, ...]) -> bool:
     return len(spec) == len(shape) and all(s in (-1, a) for s, a in zip(spec, shape, strict=True))
 
 
-def check_inputs(specs: list[TensorSpec], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Validate names, datatypes and shapes; returns the arrays in signature order."""
+def check_names(specs: list[TensorSpec], names: list[str]) -> None:
+    """Every input exactly once; unknown names are not echoed back (they are request data)."""
     expected = [s.name for s in specs]
-    unknown = sorted(set(arrays) - set(expected))
-    if unknown:
-        raise InferenceInputError(f"unknown input tensor(s) {unknown}; the model takes {expected}")
-    missing = [n for n in expected if n not in arrays]
+    if len(set(names)) != len(names):
+        raise InferenceInputError("an input tensor is given more than once")
+    if set(names) - set(expected):
+        raise InferenceInputError(f"unknown input tensor name(s); the model takes {expected}")
+    missing = [n for n in expected if n not in names]
     if missing:
         raise InferenceInputError(f"missing input tensor(s) {missing}; the model takes {expected}")
+
+
+def check_inputs(specs: list[TensorSpec], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Validate names, datatypes and shapes; returns the arrays in signature order."""
+    check_names(specs, list(arrays))
     ordered = {}
     for spec in specs:
         array = arrays[spec.name]

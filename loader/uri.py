@@ -23,6 +23,8 @@ class StoreLocation:
 
     @property
     def uri(self) -> str:
+        if self.scheme == "file":
+            return f"file://{self.prefix}"
         base = f"{self.scheme}://{self.bucket}"
         return f"{base}/{self.prefix}" if self.prefix else base
 
