@@ -202,3 +202,7 @@ def predict(instances_json: str | None, url: str, model_name: str, file_: Any, t
     if status >= 400:
         sys.exit(EXIT_FAILED)
 
+
+
+if __name__ == "__main__":
+    main()

@@ -42,11 +42,16 @@ def model_for(name: str, version: str | None = None) -> LoadedModel:
     return model
 
 
-def json_body() -> Any:
-    """The request's JSON document; 415 for other content types, 400 for malformed JSON."""
-    if request.mimetype != "application/json":
+def json_body(allow_untyped: bool = False) -> Any:
+    """The request's JSON document; 415 for other content types, 400 for malformed JSON.
+
+    ``allow_untyped`` accepts a body with no Content-Type at all, as the V2 clients send one.
+    """
+    if "Inference-Header-Content-Length" in request.headers:
+        raise UnsupportedMediaType("the V2 binary tensor extension is not supported; send JSON tensors")
+    if request.mimetype != "application/json" and not (allow_untyped and not request.mimetype):
         raise UnsupportedMediaType("Content-Type must be application/json")
-    body = request.get_json(silent=True)
+    body = request.get_json(silent=True, force=True)
     if body is None:
         raise RequestError("request body is not valid JSON")
     if not isinstance(body, dict):

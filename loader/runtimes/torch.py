@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,10 @@ class TorchRuntime:
         path = str(artifact.model_path)
         try:
             if self.framework is Framework.TORCHSCRIPT:
-                module = torch.jit.load(path, map_location=self.device)
+                with warnings.catch_warnings():
+                    # torch deprecates TorchScript in favour of torch.export; we support both on purpose.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    module = torch.jit.load(path, map_location=self.device)
                 module.eval()
             else:
                 module = torch.export.load(path).module().to(self.device)

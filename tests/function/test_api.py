@@ -114,6 +114,7 @@ BAD_REQUESTS = [
     ("no-inputs", "POST", V2, {"inputs": []}, "application/json", 400, "inputs"),
     ("unknown-output", "POST", V2, {**_v2(), "outputs": [{"name": "nope"}]}, "application/json", 400, "unknown output"),
     ("extra-field", "POST", V2, {"inputs": [{**_v2()["inputs"][0], "bogus": 1}]}, "application/json", 400, "bogus"),
+    ("v2-wrong-content-type", "POST", V2, b"{}", "text/csv", 415, "application/json"),
     ("method-not-allowed", "GET", V1, None, None, 405, "method"),
     ("unknown-route", "GET", "/nope", None, None, 404, "not found"),
 ]
@@ -142,3 +143,12 @@ def test_too_large_body_is_413(make_settings, published):
 def test_error_bodies_do_not_echo_request_data(client):
     r = client.post(V2, json=_v2(name="SECRET-NAME-123"))
     assert r.status_code == 400 and "SECRET-NAME-123" not in r.get_data(as_text=True)
+
+
+def test_v2_binary_extension_is_refused_and_untyped_json_accepted(client):
+    r = client.post(V2, data=b"{}", content_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": "2"})
+    assert r.status_code == 415 and "binary" in r.get_json()["error"]
+    r = client.post(V2, data=json.dumps(_v2()).encode())  # V2 clients send JSON without a Content-Type
+    assert r.status_code == 200
+    assert client.post(V1, data=json.dumps({"instances": X}).encode()).status_code == 415
