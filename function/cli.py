@@ -50,7 +50,7 @@ def _tensor_option(value: str) -> Any:
     try:
         name, datatype, dims = value.split(":")
         shape = [int(d) for d in dims.split(",")] if dims else []
-        return TensorSpec(name=name, datatype=datatype, shape=shape)  # type: ignore[arg-type]
+        return TensorSpec(name=name, datatype=datatype, shape=shape)
     except ValueError as exc:
         raise click.BadParameter(f"expected NAME:DATATYPE:DIM,DIM,... (e.g. x:FP32:-1,4): {exc}") from None
 
@@ -85,37 +85,75 @@ def _floats(value: str | None) -> list[float] | None:
 @click.option("--to", "store_uri", required=True, help="Store URI, e.g. s3://bucket/models.")
 @click.option("--alias", "aliases", multiple=True, help="Alias to point at this version (repeatable).")
 @click.option("--no-latest", is_flag=True, help="Do not move the 'latest' alias.")
-@click.option("--framework", type=click.Choice(["onnx", "torchscript", "torch_export"]), help="Default: from suffix.")
-@click.option("--input", "inputs", multiple=True, callback=_tensors, help="NAME:DATATYPE:DIMS (overrides the model).")
+@click.option(
+    "--framework", type=click.Choice(["onnx", "torchscript", "torch_export"]), help="Default: from suffix."
+)
+@click.option(
+    "--input", "inputs", multiple=True, callback=_tensors, help="NAME:DATATYPE:DIMS (overrides the model)."
+)
 @click.option("--output", "outputs", multiple=True, callback=_tensors, help="NAME:DATATYPE:DIMS.")
-@click.option("--extra-file", "extra_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Another file the model needs (e.g. ONNX external data).")
-@click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Text file with one class label per line.")
+@click.option(
+    "--extra-file",
+    "extra_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Another file the model needs (e.g. ONNX external data).",
+)
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Text file with one class label per line.",
+)
 @click.option("--softmax", is_flag=True, help="Apply softmax to the first output.")
 @click.option("--top-k", type=click.IntRange(min=1), help="Return the k best classes.")
 @click.option("--scale", type=float, help="Pre-processing: multiply inputs by this.")
 @click.option("--mean", help="Pre-processing: comma-separated means to subtract.")
 @click.option("--std", help="Pre-processing: comma-separated standard deviations to divide by.")
 @click.option("--meta", multiple=True, callback=_meta, help="Provenance KEY=VALUE (git sha, dataset...).")
-def publish(model_file: Path, name: str, version_: str, store_uri: str, aliases: tuple[str, ...], no_latest: bool,
-            framework: str | None, inputs: list[Any], outputs: list[Any], extra_files: tuple[Path, ...],
-            labels_file: Path | None, softmax: bool, top_k: int | None, scale: float | None, mean: str | None,
-            std: str | None, meta: dict[str, str]) -> None:
+def publish(
+    model_file: Path,
+    name: str,
+    version_: str,
+    store_uri: str,
+    aliases: tuple[str, ...],
+    no_latest: bool,
+    framework: str | None,
+    inputs: list[Any],
+    outputs: list[Any],
+    extra_files: tuple[Path, ...],
+    labels_file: Path | None,
+    softmax: bool,
+    top_k: int | None,
+    scale: float | None,
+    mean: str | None,
+    std: str | None,
+    meta: dict[str, str],
+) -> None:
     """Publish MODEL_FILE as NAME@VERSION (digests, signature, manifest) to a store."""
     from function.publishing import build_manifest, upload
 
-    labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()] if labels_file else None
+    labels = (
+        [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()] if labels_file else None
+    )
     manifest, sources = build_manifest(
-        model_file, name, version_, framework, inputs, outputs, list(extra_files),
+        model_file,
+        name,
+        version_,
+        framework,
+        inputs,
+        outputs,
+        list(extra_files),
         preprocess={"scale": scale, "mean": _floats(mean), "std": _floats(std)},
         postprocess={"softmax": softmax, "labels": labels, "top_k": top_k},
         metadata=meta,
     )
     all_aliases = list(dict.fromkeys([*aliases, *([] if no_latest else ["latest"])]))
     upload(store_uri, manifest, sources, all_aliases, _store_options())
-    click.echo(f"published {name}@{version_} to {store_uri}" + (f" (aliases: {', '.join(all_aliases)})"
-                                                                 if all_aliases else ""))
+    click.echo(
+        f"published {name}@{version_} to {store_uri}"
+        + (f" (aliases: {', '.join(all_aliases)})" if all_aliases else "")
+    )
 
 
 @main.command()
@@ -145,7 +183,9 @@ def list_cmd(store_uri: str, as_json: bool) -> None:
 
     listings = list_models(open_store(store_uri, _store_options()))
     if as_json:
-        click.echo(json.dumps([{"name": m.name, "versions": m.versions, "aliases": m.aliases} for m in listings]))
+        click.echo(
+            json.dumps([{"name": m.name, "versions": m.versions, "aliases": m.aliases} for m in listings])
+        )
         return
     if not listings:
         click.echo(f"no models in {store_uri}")
@@ -180,7 +220,9 @@ def serve(port: int | None, model_uri: str | None, workers: int | None) -> None:
 @click.argument("instances_json", required=False)
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="Service base URL.")
 @click.option("--model", "model_name", default="iris", show_default=True, help="Model name.")
-@click.option("--file", "file_", type=click.File("r"), help="Read the JSON instances from a file ('-': stdin).")
+@click.option(
+    "--file", "file_", type=click.File("r"), help="Read the JSON instances from a file ('-': stdin)."
+)
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the response.")
 def predict(instances_json: str | None, url: str, model_name: str, file_: Any, timeout: float) -> None:
     """Send INSTANCES_JSON (e.g. '[[5.1,3.5,1.4,0.2]]') to /v1/models/<model>:predict."""
@@ -201,7 +243,6 @@ def predict(instances_json: str | None, url: str, model_name: str, file_: Any, t
     click.echo(json.dumps(body, indent=2))
     if status >= 400:
         sys.exit(EXIT_FAILED)
-
 
 
 if __name__ == "__main__":

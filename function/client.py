@@ -23,9 +23,10 @@ def post_predict(url: str, model: str, instances: list[Any], timeout: float) -> 
         raise ModelfnError("--url must start with http:// or https://")
     endpoint = f"{url.rstrip('/')}/v1/models/{quote(model, safe='')}:predict"
     data = json.dumps({"instances": instances}).encode()
-    request = urllib.request.Request(endpoint, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(endpoint, data=data, headers=headers)  # noqa: S310  # scheme checked above
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # scheme checked above
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         body = exc.read()

@@ -15,12 +15,16 @@ def readiness() -> Response:
     status = holder.status()
     model = holder.model
     if model is not None:
-        return jsonify({"state": "READY", "model": model.name, "version": model.version,
-                        "device": model.runtime.device})
+        return jsonify(
+            {"state": "READY", "model": model.name, "version": model.version, "device": model.runtime.device}
+        )
     if status.state is State.IDLE:
         holder.start()  # lazy mode: the platform's first probe counts as the first request
     response = error_response(
-        503, status.reason or f"model is {status.phase.value}", state=status.state.value, phase=status.phase.value
+        503,
+        status.reason or f"model is {status.phase.value}",
+        state=status.state.value,
+        phase=status.phase.value,
     )
     if status.retry_in is not None:
         response.headers["Retry-After"] = str(max(1, round(status.retry_in)))

@@ -6,7 +6,14 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from function.holder import LoadedModel
@@ -63,12 +70,18 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
             "modelfn_http_requests", "HTTP requests", ["route", "method", "status"], registry=registry
         ),
         request_seconds=Histogram(
-            "modelfn_http_request_seconds", "HTTP request latency", ["route", "method"],
-            buckets=LATENCY_BUCKETS, registry=registry,
+            "modelfn_http_request_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         ),
         inference_seconds=Histogram(
-            "modelfn_inference_seconds", "Model predict() latency", ["model", "version"],
-            buckets=LATENCY_BUCKETS, registry=registry,
+            "modelfn_inference_seconds",
+            "Model predict() latency",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         ),
         artifact_downloads=Counter(
             "modelfn_artifact_downloads", "Artifacts fetched from the store (cache misses)", registry=registry
@@ -83,12 +96,17 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
         ),
         load_failures=Counter("modelfn_model_load_failures", "Failed load attempts", registry=registry),
         start_to_ready=Gauge(
-            "modelfn_start_to_ready_seconds", "Process start to model ready",
-            multiprocess_mode="livemax", registry=registry,
+            "modelfn_start_to_ready_seconds",
+            "Process start to model ready",
+            multiprocess_mode="livemax",
+            registry=registry,
         ),
         model_info=Gauge(
-            "modelfn_model_info", "The model being served", ["name", "version", "device", "provider"],
-            multiprocess_mode="livemax", registry=registry,
+            "modelfn_model_info",
+            "The model being served",
+            ["name", "version", "device", "provider"],
+            multiprocess_mode="livemax",
+            registry=registry,
         ),
     )
 

@@ -15,9 +15,16 @@ from loader.stores import open_store
 
 
 def build_manifest(
-    model_file: Path, name: str, version: str, framework: str | None, inputs: list[TensorSpec],
-    outputs: list[TensorSpec], extra_files: list[Path], preprocess: dict[str, Any],
-    postprocess: dict[str, Any], metadata: dict[str, str],
+    model_file: Path,
+    name: str,
+    version: str,
+    framework: str | None,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    extra_files: list[Path],
+    preprocess: dict[str, Any],
+    postprocess: dict[str, Any],
+    metadata: dict[str, str],
 ) -> tuple[Manifest, dict[str, Path]]:
     """Digest the files and read the signature from the model unless given explicitly."""
     kind = Framework(framework) if framework else framework_for(model_file)
@@ -31,10 +38,15 @@ def build_manifest(
         sources[extra.name] = extra
     try:
         manifest = Manifest(
-            name=name, version=version, framework=kind, model_file=model_file.name,
+            name=name,
+            version=version,
+            framework=kind,
+            model_file=model_file.name,
             files=[file_entry(path, rel) for rel, path in sources.items()],
-            inputs=inputs, outputs=outputs,
-            preprocess=PreProcessing(**preprocess), postprocess=PostProcessing(**postprocess),
+            inputs=inputs,
+            outputs=outputs,
+            preprocess=PreProcessing(**preprocess),
+            postprocess=PostProcessing(**postprocess),
             provenance=Provenance(metadata=metadata),
         )
     except ValueError as exc:
@@ -42,8 +54,13 @@ def build_manifest(
     return manifest, sources
 
 
-def upload(store_uri: str, manifest: Manifest, sources: dict[str, Path], aliases: list[str],
-           options: dict[str, str | None]) -> None:
+def upload(
+    store_uri: str,
+    manifest: Manifest,
+    sources: dict[str, Path],
+    aliases: list[str],
+    options: dict[str, str | None],
+) -> None:
     """Publish with one progress bar per file (on stderr)."""
     bars: list[tqdm] = []
 

@@ -40,10 +40,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is now (it may be replaced after configuration)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 
@@ -105,6 +105,14 @@ def init_app(app: Flask, metrics: Metrics) -> None:
             "trace_id": trace_id(request.headers),
             "model_version": g.get("model_version"),
         }
-        level = logging.ERROR if response.status_code >= 500 else logging.WARNING if response.status_code >= 400 else logging.INFO
-        access_log.log(level, "%s %s %d", request.method, route, response.status_code, extra={"fields": fields})
+        level = (
+            logging.ERROR
+            if response.status_code >= 500
+            else logging.WARNING
+            if response.status_code >= 400
+            else logging.INFO
+        )
+        access_log.log(
+            level, "%s %s %d", request.method, route, response.status_code, extra={"fields": fields}
+        )
         return response

@@ -24,7 +24,11 @@ log = logging.getLogger("modelfn.model")
 
 
 def make_loader(
-    uri: ModelURI, cache: ArtifactCache, device: DeviceChoice, options: dict[str, str | None], metrics: Metrics
+    uri: ModelURI,
+    cache: ArtifactCache,
+    device: DeviceChoice,
+    options: dict[str, str | None],
+    metrics: Metrics,
 ) -> Callable[[Callable[[Phase], None]], LoadedModel]:
     """A loader for the holder: resolve + fetch (verified), then load the runtime."""
 
@@ -44,8 +48,15 @@ def make_loader(
         metrics.record_load(model, artifact.stats, fetched - started, time.perf_counter() - fetched)
         log.info(
             "model ready",
-            extra={"fields": {"model": model.name, "version": model.version, "device": runtime.device,
-                              "provider": runtime.provider, "bytes_downloaded": artifact.stats.bytes_downloaded}},
+            extra={
+                "fields": {
+                    "model": model.name,
+                    "version": model.version,
+                    "device": runtime.device,
+                    "provider": runtime.provider,
+                    "bytes_downloaded": artifact.stats.bytes_downloaded,
+                }
+            },
         )
         return model
 

@@ -14,11 +14,13 @@ def predict(name: str) -> Response:
     request = parse(PredictRequest, json_body())
     model = model_for(name)
     outputs = run(model, instances_to_arrays(model, request.instances), context().metrics)
-    return jsonify({
-        "model_name": model.name,
-        "model_version": model.version,
-        "predictions": predictions(model, outputs),
-    })
+    return jsonify(
+        {
+            "model_name": model.name,
+            "model_version": model.version,
+            "predictions": predictions(model, outputs),
+        }
+    )
 
 
 def init_app(app: Flask) -> None:

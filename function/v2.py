@@ -34,13 +34,15 @@ def model_metadata(name: str, model_version: str | None = None) -> Response:
     """Name, versions, platform and tensor signatures."""
     model = model_for(name, model_version)
     manifest = model.artifact.manifest
-    return jsonify({
-        "name": manifest.name,
-        "versions": [manifest.version],
-        "platform": PLATFORM[manifest.framework],
-        "inputs": [t.model_dump() for t in manifest.inputs],
-        "outputs": [t.model_dump() for t in manifest.outputs],
-    })
+    return jsonify(
+        {
+            "name": manifest.name,
+            "versions": [manifest.version],
+            "platform": PLATFORM[manifest.framework],
+            "inputs": [t.model_dump() for t in manifest.inputs],
+            "outputs": [t.model_dump() for t in manifest.outputs],
+        }
+    )
 
 
 def model_ready(name: str, model_version: str | None = None) -> Response:

@@ -46,7 +46,9 @@ def read_alias(store: Store, name: str, alias: str, retries: int = 0) -> AliasRe
     try:
         return AliasRecord.model_validate_json(raw)
     except ValueError:
-        raise ManifestInvalid(f"alias record {name}@{alias} is not valid JSON of the expected shape") from None
+        raise ManifestInvalid(
+            f"alias record {name}@{alias} is not valid JSON of the expected shape"
+        ) from None
 
 
 def resolve(store: Store, uri: ModelURI, retries: int = 0) -> tuple[Manifest, bytes]:

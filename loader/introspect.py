@@ -59,7 +59,7 @@ def _ort_spec(arg: Any) -> TensorSpec:
     if arg.type not in ORT_TO_V2:
         raise ManifestInvalid(f"tensor {arg.name!r} has unsupported type {arg.type}")
     shape = [d if isinstance(d, int) and d > 0 else -1 for d in arg.shape]
-    return TensorSpec(name=arg.name, datatype=ORT_TO_V2[arg.type], shape=shape)  # type: ignore[arg-type]
+    return TensorSpec(name=arg.name, datatype=ORT_TO_V2[arg.type], shape=shape)
 
 
 def _export_signature(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -76,7 +76,11 @@ def _export_signature(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
         fake = nodes[name].meta["val"]
         dims = [int(d) if isinstance(d, int) else -1 for d in fake.shape]
         dtype = torch.empty((), dtype=fake.dtype).numpy().dtype
-        return TensorSpec(name=f"{kind}{index}" if not name.isidentifier() else name, datatype=v2_datatype(dtype), shape=dims)  # type: ignore[arg-type]
+        return TensorSpec(
+            name=f"{kind}{index}" if not name.isidentifier() else name,
+            datatype=v2_datatype(dtype),
+            shape=dims,
+        )
 
     inputs = [spec(n, i, "input") for i, n in enumerate(user_inputs)]
     outputs = [spec(str(n), i, "output") for i, n in enumerate(user_outputs)]

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from loader.errors import InvalidURI, ManifestInvalid
 from loader import uri as _uri
+from loader.errors import InvalidURI, ManifestInvalid
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -112,7 +112,7 @@ class Provenance(_Strict):
 class Manifest(_Strict):
     """Schema-versioned description of one immutable model version."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     name: str
     version: str
     framework: Framework

@@ -39,7 +39,8 @@ def build_onnx(path: Path) -> None:
     b = numpy_helper.from_array(np.asarray(BIAS, dtype=np.float32), "B")
     node = helper.make_node("Gemm", ["features", "W", "B"], ["logits"], transB=1)
     graph = helper.make_graph(
-        [node], "iris",
+        [node],
+        "iris",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 4])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
         initializer=[w, b],
@@ -59,7 +60,10 @@ def main() -> None:
     shutil.rmtree(STORE, ignore_errors=True)
     STORE.mkdir(parents=True)
     manifest = Manifest(
-        name="iris", version="1.0.0", framework=Framework.ONNX, model_file="model.onnx",
+        name="iris",
+        version="1.0.0",
+        framework=Framework.ONNX,
+        model_file="model.onnx",
         files=[file_entry(model_path, "model.onnx")],
         inputs=[TensorSpec(name="features", datatype="FP32", shape=[-1, 4])],
         outputs=[TensorSpec(name="logits", datatype="FP32", shape=[-1, 3])],

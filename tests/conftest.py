@@ -47,8 +47,12 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings factory with a private cache dir and fast retries."""
 
     def factory(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"cache_dir": tmp_path / "cache", "load_retry_seconds": 0.2,
-                                  "load_wait_seconds": 5.0, "fetch_retries": 1}
+        values: dict[str, Any] = {
+            "cache_dir": tmp_path / "cache",
+            "load_retry_seconds": 0.2,
+            "load_wait_seconds": 5.0,
+            "fetch_retries": 1,
+        }
         values.update(overrides)
         return Settings(**values)
 

@@ -227,14 +227,16 @@ class AzuriteEmulator(Emulator):
         return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string}
 
     def command(self) -> list[str]:
-        binary = shutil.which("azurite-blob")
+        local = Path(__file__).resolve().parent.parent / ".tools/node/node_modules/.bin/azurite-blob"
+        binary = str(local) if local.exists() else shutil.which("azurite-blob")
         if binary:
             argv = [binary]
         elif shutil.which("npx") and _npx_has_azurite():
             argv = ["npx", "--no-install", "azurite-blob"]
         else:
             raise EmulatorMissing(
-                f"azurite-blob not found; install it with: npm install -g azurite@{AZURITE_VERSION}"
+                f"azurite-blob not found; install it with `make emulators` "
+                f"(or: npm install -g azurite@{AZURITE_VERSION})"
             )
         location = self.workdir / "data"
         return [

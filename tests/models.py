@@ -23,11 +23,13 @@ def expected_logits(x: np.ndarray) -> np.ndarray:
 
 def linear_onnx(path: Path, bias: np.ndarray = B) -> Path:
     """ONNX: logits[N,3] = features[N,4] @ W + bias."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["features", "W"], ["mm"]), helper.make_node("Add", ["mm", "B"], ["logits"])],
+        [
+            helper.make_node("MatMul", ["features", "W"], ["mm"]),
+            helper.make_node("Add", ["mm", "B"], ["logits"]),
+        ],
         "linear",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
@@ -46,15 +48,21 @@ def two_input_onnx(path: Path) -> Path:
 
     axes = onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["a", "b"], ["prod"]),
-         helper.make_node("ReduceSum", ["prod", "axes"], ["dot"], keepdims=0),
-         helper.make_node("Identity", ["count"], ["count_out"])],
+        [
+            helper.make_node("Mul", ["a", "b"], ["prod"]),
+            helper.make_node("ReduceSum", ["prod", "axes"], ["dot"], keepdims=0),
+            helper.make_node("Identity", ["count"], ["count_out"]),
+        ],
         "two",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2]),
-         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 2]),
-         helper.make_tensor_value_info("count", TensorProto.INT64, ["N"])],
-        [helper.make_tensor_value_info("dot", TensorProto.FLOAT, ["N"]),
-         helper.make_tensor_value_info("count_out", TensorProto.INT64, ["N"])],
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 2]),
+            helper.make_tensor_value_info("count", TensorProto.INT64, ["N"]),
+        ],
+        [
+            helper.make_tensor_value_info("dot", TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info("count_out", TensorProto.INT64, ["N"]),
+        ],
         initializer=[axes],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -106,13 +114,24 @@ TORCH_IO = {
 
 
 def publish_model(
-    store_uri: str, model_file: Path, name: str = "lin", version: str = "1.0.0",
-    aliases: tuple[str, ...] = ("latest",), options: dict[str, str | None] | None = None,
+    store_uri: str,
+    model_file: Path,
+    name: str = "lin",
+    version: str = "1.0.0",
+    aliases: tuple[str, ...] = ("latest",),
+    options: dict[str, str | None] | None = None,
     **kwargs: object,
 ) -> Manifest:
     """Build a manifest the way the CLI does and publish it."""
-    params = {"framework": None, "inputs": [], "outputs": [], "extra_files": [], "preprocess": {},
-              "postprocess": {}, "metadata": {}}
+    params = {
+        "framework": None,
+        "inputs": [],
+        "outputs": [],
+        "extra_files": [],
+        "preprocess": {},
+        "postprocess": {},
+        "metadata": {},
+    }
     params.update(kwargs)
     manifest, sources = build_manifest(model_file, name, version, **params)  # type: ignore[arg-type]
     publish(open_store(store_uri, options), manifest, sources, aliases)

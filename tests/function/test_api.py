@@ -67,9 +67,12 @@ def test_every_route_is_in_openapi(app, client):
 
 def test_request_id_and_json_log_line(client, capsys):
     r = client.post(
-        "/v1/models/lin:predict", json={"instances": X},
-        headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                 "X-Request-Id": "abc-123"},
+        "/v1/models/lin:predict",
+        json={"instances": X},
+        headers={
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "X-Request-Id": "abc-123",
+        },
     )
     assert r.headers["X-Request-Id"] == "abc-123"
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
@@ -96,32 +99,99 @@ BAD_REQUESTS = [
     ("wrong-content-type", "POST", V1, b"instances=1", "text/plain", 415, "application/json"),
     ("no-instances", "POST", V1, {"rows": X}, "application/json", 400, "instances"),
     ("empty-instances", "POST", V1, {"instances": []}, "application/json", 400, "instances"),
-    ("ragged-instances", "POST", V1, {"instances": [[1, 2, 3, 4], [1, 2]]}, "application/json", 400, "same shape"),
-    ("string-instances", "POST", V1, {"instances": [["a", "b", "c", "d"]]}, "application/json", 400, "numbers"),
+    (
+        "ragged-instances",
+        "POST",
+        V1,
+        {"instances": [[1, 2, 3, 4], [1, 2]]},
+        "application/json",
+        400,
+        "same shape",
+    ),
+    (
+        "string-instances",
+        "POST",
+        V1,
+        {"instances": [["a", "b", "c", "d"]]},
+        "application/json",
+        400,
+        "numbers",
+    ),
     ("wrong-width", "POST", V1, {"instances": [[1, 2, 3]]}, "application/json", 400, "shape"),
-    ("unknown-model-v1", "POST", "/v1/models/other:predict", {"instances": X}, "application/json", 404, "unknown model"),
+    (
+        "unknown-model-v1",
+        "POST",
+        "/v1/models/other:predict",
+        {"instances": X},
+        "application/json",
+        404,
+        "unknown model",
+    ),
     ("unknown-model-v2", "POST", "/v2/models/other/infer", _v2(), "application/json", 404, "unknown model"),
-    ("unknown-version", "POST", "/v2/models/lin/versions/9.9.9/infer", _v2(), "application/json", 404, "unknown version"),
+    (
+        "unknown-version",
+        "POST",
+        "/v2/models/lin/versions/9.9.9/infer",
+        _v2(),
+        "application/json",
+        404,
+        "unknown version",
+    ),
     ("wrong-tensor-name", "POST", V2, _v2(name="pixels"), "application/json", 400, "unknown input"),
     ("wrong-shape", "POST", V2, _v2(shape=[2, 4]), "application/json", 400, "do not fill shape"),
     ("wrong-rank", "POST", V2, _v2(shape=[4]), "application/json", 400, "must have shape"),
     ("wrong-datatype", "POST", V2, _v2(datatype="INT64"), "application/json", 400, "must be FP32"),
     ("unknown-datatype", "POST", V2, _v2(datatype="FP8"), "application/json", 400, "datatype"),
     ("bytes-datatype", "POST", V2, _v2(datatype="BYTES", data=["x"] * 4), "application/json", 400, "BYTES"),
-    ("float-for-int", "POST", V2, _v2(datatype="INT64", data=[1.5, 2, 3, 4]), "application/json", 400, "INT64"),
+    (
+        "float-for-int",
+        "POST",
+        V2,
+        _v2(datatype="INT64", data=[1.5, 2, 3, 4]),
+        "application/json",
+        400,
+        "INT64",
+    ),
     ("negative-dim", "POST", V2, _v2(shape=[-1, 4]), "application/json", 400, ">= 0"),
-    ("duplicate-input", "POST", V2, {"inputs": _v2()["inputs"] * 2}, "application/json", 400, "more than once"),
+    (
+        "duplicate-input",
+        "POST",
+        V2,
+        {"inputs": _v2()["inputs"] * 2},
+        "application/json",
+        400,
+        "more than once",
+    ),
     ("no-inputs", "POST", V2, {"inputs": []}, "application/json", 400, "inputs"),
-    ("unknown-output", "POST", V2, {**_v2(), "outputs": [{"name": "nope"}]}, "application/json", 400, "unknown output"),
-    ("extra-field", "POST", V2, {"inputs": [{**_v2()["inputs"][0], "bogus": 1}]}, "application/json", 400, "bogus"),
+    (
+        "unknown-output",
+        "POST",
+        V2,
+        {**_v2(), "outputs": [{"name": "nope"}]},
+        "application/json",
+        400,
+        "unknown output",
+    ),
+    (
+        "extra-field",
+        "POST",
+        V2,
+        {"inputs": [{**_v2()["inputs"][0], "bogus": 1}]},
+        "application/json",
+        400,
+        "bogus",
+    ),
     ("v2-wrong-content-type", "POST", V2, b"{}", "text/csv", 415, "application/json"),
     ("method-not-allowed", "GET", V1, None, None, 405, "method"),
     ("unknown-route", "GET", "/nope", None, None, 404, "not found"),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "ctype", "status", "words"),
-                         [b[1:] for b in BAD_REQUESTS], ids=[b[0] for b in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "ctype", "status", "words"),
+    [b[1:] for b in BAD_REQUESTS],
+    ids=[b[0] for b in BAD_REQUESTS],
+)
 def test_bad_requests_get_4xx_json(client, method, path, body, ctype, status, words):
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     r = client.open(path, method=method, data=data, content_type=ctype)
@@ -146,8 +216,12 @@ def test_error_bodies_do_not_echo_request_data(client):
 
 
 def test_v2_binary_extension_is_refused_and_untyped_json_accepted(client):
-    r = client.post(V2, data=b"{}", content_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": "2"})
+    r = client.post(
+        V2,
+        data=b"{}",
+        content_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": "2"},
+    )
     assert r.status_code == 415 and "binary" in r.get_json()["error"]
     r = client.post(V2, data=json.dumps(_v2()).encode())  # V2 clients send JSON without a Content-Type
     assert r.status_code == 200

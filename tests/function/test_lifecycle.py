@@ -78,7 +78,9 @@ def test_digest_mismatch_reports_and_recovers_without_restart(make_settings, pub
     assert client.post("/v1/models/lin:predict", json=X).status_code == 200
 
 
-@pytest.mark.parametrize(("ref", "words"), [("9.9.9", "no such version or alias"), ("nope", "no such version or alias")])
+@pytest.mark.parametrize(
+    ("ref", "words"), [("9.9.9", "no such version or alias"), ("nope", "no such version or alias")]
+)
 def test_missing_version_or_alias(make_settings, published, ref, words):
     client = create_app(make_settings(model_uri=f"{published}/lin@{ref}")).test_client()
     assert words in _failed(client)["error"]

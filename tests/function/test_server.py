@@ -40,8 +40,9 @@ class Server:
             return e.code, e.read()
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
-        req = urllib.request.Request(self.url + path, json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.status, json.loads(r.read())
@@ -58,10 +59,20 @@ class Server:
 def start_server(tmp_path: Path, model_uri: str, **env: str) -> Server:
     port = free_port()
     log = tmp_path / "server.log"
-    full_env = {**os.environ, "MODEL_URI": model_uri, "CACHE_DIR": str(tmp_path / "cache"), "WORKERS": "2",
-                "GRACEFUL_TIMEOUT": "20", **env}
-    proc = subprocess.Popen([sys.executable, "-m", "function.cli", "serve", "--port", str(port)],
-                            env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    full_env = {
+        **os.environ,
+        "MODEL_URI": model_uri,
+        "CACHE_DIR": str(tmp_path / "cache"),
+        "WORKERS": "2",
+        "GRACEFUL_TIMEOUT": "20",
+        **env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "function.cli", "serve", "--port", str(port)],
+        env=full_env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     server = Server(proc, f"http://127.0.0.1:{port}", port, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -116,8 +127,10 @@ def test_sigterm_finishes_in_flight_request(server: Server):
     body = json.dumps({"instances": X}).encode()
     half = len(body) // 2
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        head = (f"POST /v1/models/lin:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        head = (
+            f"POST /v1/models/lin:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
         sock.sendall(head + body[:half])  # the request is now in flight, blocked reading its body
         time.sleep(0.5)
         server.proc.send_signal(signal.SIGTERM)
@@ -133,6 +146,11 @@ def test_sigterm_finishes_in_flight_request(server: Server):
 
 
 def test_serve_rejects_bad_configuration(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "function.cli", "serve", "--model-uri", "nope"],
-                            capture_output=True, text=True, timeout=60, env={**os.environ, "DEVICE": "tpu"})
+    result = subprocess.run(
+        [sys.executable, "-m", "function.cli", "serve", "--model-uri", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DEVICE": "tpu"},
+    )
     assert result.returncode == 2 and "DEVICE" in result.stderr and "Traceback" not in result.stderr

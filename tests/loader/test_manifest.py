@@ -12,7 +12,10 @@ SHA = "0" * 64
 
 def manifest(**overrides):
     data = {
-        "name": "m", "version": "1.0.0", "framework": "onnx", "model_file": "model.onnx",
+        "name": "m",
+        "version": "1.0.0",
+        "framework": "onnx",
+        "model_file": "model.onnx",
         "files": [{"path": "model.onnx", "sha256": SHA, "size": 3}],
         "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
         "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}],

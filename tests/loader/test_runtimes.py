@@ -16,7 +16,14 @@ from loader.runtimes.onnx import CPU, CUDA, choose_providers
 from loader.stores import open_store
 from loader.uri import parse_model_uri
 from tests.conftest import wait_ready
-from tests.models import TORCH_IO, expected_logits, linear_export, linear_onnx, linear_torchscript, publish_model
+from tests.models import (
+    TORCH_IO,
+    expected_logits,
+    linear_export,
+    linear_onnx,
+    linear_torchscript,
+    publish_model,
+)
 
 X = np.array([[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 0.0, 2.0], [0, 0, 0, 0]], dtype=np.float32)
 
