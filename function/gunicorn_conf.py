@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -13,8 +14,10 @@ _settings = load_settings()
 
 # Workers inherit this before they import prometheus_client, so every metric lands in shared files
 # and /metrics from any worker reports the whole container.
+_owned_metrics_dir: str | None = None
 if _settings.prometheus_multiproc_dir is None:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelfn-metrics-")
+    _owned_metrics_dir = tempfile.mkdtemp(prefix="modelfn-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _owned_metrics_dir
 else:
     _settings.prometheus_multiproc_dir.mkdir(parents=True, exist_ok=True)
 
@@ -39,3 +42,9 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this config created."""
+    if _owned_metrics_dir:
+        shutil.rmtree(_owned_metrics_dir, ignore_errors=True)
