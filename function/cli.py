@@ -245,5 +245,14 @@ def predict(instances_json: str | None, url: str, model_name: str, file_: Any, t
         sys.exit(EXIT_FAILED)
 
 
+def _register_deploy() -> None:
+    # Imported lazily: the deploy driver is only needed by `modelfn deploy`, not by the server.
+    from iac.cli import deploy
+
+    main.add_command(deploy)
+
+
+_register_deploy()
+
 if __name__ == "__main__":
     main()

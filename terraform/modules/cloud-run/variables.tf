@@ -1,0 +1,211 @@
+# Shared input contract (identical in cloud-run, ecs-fargate and container-apps), then GCP-only inputs.
+
+variable "name" {
+  type        = string
+  description = "Service name; also prefixes every resource the module creates."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,28}[a-z0-9]$", var.name))
+    error_message = "name must be 2-30 characters of lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "image" {
+  type        = string
+  description = "Container image (the one modelfn image), e.g. europe-docker.pkg.dev/p/modelfn/modelfn:1.0.0."
+
+  validation {
+    condition     = length(trimspace(var.image)) > 0
+    error_message = "image must not be empty."
+  }
+}
+
+variable "model_uri" {
+  type        = string
+  description = "Artifact URI gs://bucket/prefix/name@version|alias; the service account can read only this model's prefix."
+
+  validation {
+    condition     = can(regex(local.model_uri_re, var.model_uri))
+    error_message = "model_uri must look like gs://bucket/prefix/name@alias (lowercase model name)."
+  }
+}
+
+variable "env" {
+  type        = map(string)
+  description = "Extra environment variables (function settings, e.g. LOG_LEVEL). Names the module manages are refused."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.env) : can(regex("^[A-Z][A-Z0-9_]*$", k))])
+    error_message = "env names must be upper-case identifiers (LOG_LEVEL, LOAD_MODE, ...)."
+  }
+
+  validation {
+    condition     = length(setintersection(keys(var.env), local.managed_env)) == 0
+    error_message = "env must not set MODEL_URI, PORT, EVENTS_INPUT_URI, EVENTS_OUTPUT_URI or EVENTS_SECRET: the module sets them from its inputs."
+  }
+}
+
+variable "secrets" {
+  type        = map(string)
+  description = "Environment variables read from Secret Manager: NAME => secret id (same project) or projects/P/secrets/S; version 'latest'."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.secrets) : can(regex("^[A-Z][A-Z0-9_]*$", k))])
+    error_message = "secrets names must be upper-case identifiers."
+  }
+}
+
+variable "cpu" {
+  type        = number
+  description = "vCPUs per instance (1, 2, 4, 6 or 8; at least 4 with a GPU)."
+  default     = 1
+
+  validation {
+    condition     = contains([1, 2, 4, 6, 8], var.cpu)
+    error_message = "cpu must be one of 1, 2, 4, 6, 8 on Cloud Run."
+  }
+}
+
+variable "memory_mib" {
+  type        = number
+  description = "Memory per instance in MiB (512..32768; at least 16384 with a GPU)."
+  default     = 2048
+
+  validation {
+    condition     = var.memory_mib >= 512 && var.memory_mib <= 32768 && floor(var.memory_mib) == var.memory_mib
+    error_message = "memory_mib must be a whole number between 512 and 32768."
+  }
+}
+
+variable "min_instances" {
+  type        = number
+  description = "Minimum instances; 0 scales to zero (the default)."
+  default     = 0
+
+  validation {
+    condition     = var.min_instances >= 0 && floor(var.min_instances) == var.min_instances
+    error_message = "min_instances must be a whole number >= 0."
+  }
+}
+
+variable "max_instances" {
+  type        = number
+  description = "Maximum instances."
+  default     = 3
+
+  validation {
+    condition     = var.max_instances >= 1 && var.max_instances >= var.min_instances
+    error_message = "max_instances must be >= 1 and >= min_instances."
+  }
+}
+
+variable "concurrency" {
+  type        = number
+  description = "Concurrent requests per instance (Gunicorn THREADS with one worker)."
+  default     = 8
+
+  validation {
+    condition     = var.concurrency >= 1 && var.concurrency <= 1000 && floor(var.concurrency) == var.concurrency
+    error_message = "concurrency must be a whole number between 1 and 1000."
+  }
+}
+
+variable "request_timeout_seconds" {
+  type        = number
+  description = "Request timeout in seconds (also Gunicorn's TIMEOUT)."
+  default     = 300
+
+  validation {
+    condition     = var.request_timeout_seconds >= 1 && var.request_timeout_seconds <= 3600
+    error_message = "request_timeout_seconds must be between 1 and 3600 on Cloud Run."
+  }
+}
+
+variable "gpu" {
+  type        = string
+  description = "GPU type, or null for CPU only. Cloud Run offers nvidia-l4 (needs cpu >= 4 and memory_mib >= 16384)."
+  default     = null
+
+  validation {
+    condition     = var.gpu == null || var.gpu == "nvidia-l4"
+    error_message = "gpu must be null or \"nvidia-l4\" on Cloud Run."
+  }
+
+  validation {
+    condition     = var.gpu == null || (var.cpu >= 4 && var.memory_mib >= 16384)
+    error_message = "Cloud Run GPUs (nvidia-l4) need cpu >= 4 and memory_mib >= 16384."
+  }
+}
+
+variable "events" {
+  type = object({
+    input_prefix  = string
+    output_prefix = string
+  })
+  description = "Storage-triggered inference: uploads under input_prefix of the model bucket are POSTed to /events; results go under output_prefix. null disables events."
+  default     = null
+
+  validation {
+    condition = var.events == null ? true : (
+      can(regex("^[^/].*/$", var.events.input_prefix)) && can(regex("^[^/].*/$", var.events.output_prefix))
+    )
+    error_message = "events.input_prefix and events.output_prefix must be relative prefixes ending in '/', e.g. inputs/."
+  }
+
+  validation {
+    condition = var.events == null ? true : (
+      !startswith(var.events.output_prefix, var.events.input_prefix) && !startswith(var.events.input_prefix, var.events.output_prefix)
+    )
+    error_message = "events.input_prefix and events.output_prefix must not overlap, or outputs would trigger new events."
+  }
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels for every resource that takes them."
+  default     = {}
+}
+
+# GCP-only inputs.
+
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project id."
+}
+
+variable "region" {
+  type        = string
+  description = "Cloud Run region; the Eventarc trigger must be in the bucket's location (a region or multi-region such as us)."
+}
+
+variable "events_location" {
+  type        = string
+  description = "Location of the Eventarc trigger: the bucket's location (region, dual- or multi-region). Defaults to region."
+  default     = null
+}
+
+variable "invoker_members" {
+  type        = list(string)
+  description = "IAM members granted roles/run.invoker (e.g. group:ml@example.com, serviceAccount:...)."
+  default     = []
+}
+
+variable "public" {
+  type        = bool
+  description = "Allow unauthenticated invocations (allUsers). Private by default."
+  default     = false
+}
+
+variable "gpu_zonal_redundancy" {
+  type        = bool
+  description = "With a GPU: reserve capacity in other zones (costs more quota); false uses the cheaper non-redundant mode."
+  default     = false
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Refuse `terraform destroy` of the Cloud Run service."
+  default     = false
+}
