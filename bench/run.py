@@ -42,7 +42,8 @@ def _time_to_first_200(argv: list[str], env: dict[str, str], url: str, body: byt
     try:
         while True:
             try:
-                req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+                headers = {"Content-Type": "application/json"}
+                req = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310  # loopback URL
                 with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310  # loopback URL built here
                     if r.status == 200:
                         return time.perf_counter() - start
@@ -65,8 +66,13 @@ def cold_start(repeat: int) -> dict[str, float]:
         bare.write_text(BARE_APP)
         for i in range(repeat):
             port = _free_port()
-            env = {**os.environ, "PORT": str(port), "WORKERS": "1", "CACHE_DIR": f"{tmp}/cache{i}",
-                   "PYTHONPATH": f"{tmp}:{ROOT}"}
+            env = {
+                **os.environ,
+                "PORT": str(port),
+                "WORKERS": "1",
+                "CACHE_DIR": f"{tmp}/cache{i}",
+                "PYTHONPATH": f"{tmp}:{ROOT}",
+            }
             gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:function.gunicorn_conf"]
             url = f"http://127.0.0.1:{port}"
             results["bare_flask"].append(_time_to_first_200([*gunicorn, "bare_app:app"], env, url + "/", None))

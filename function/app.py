@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from function import errors, health, metrics, openapi, request_log, v1, v2
+from function import errors, events, health, metrics, openapi, request_log, v1, v2
 from function.context import Context
 from function.holder import ModelHolder
 from function.serving import make_loader
@@ -31,8 +31,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     m = metrics.create_metrics(CollectorRegistry(auto_describe=True))
     started = process_start_time()
     loader = make_loader(
-        uri, ArtifactCache(settings.cache_dir, settings.fetch_retries), DeviceChoice(settings.device.value),
-        settings.store_options(), m,
+        uri,
+        ArtifactCache(settings.cache_dir, settings.fetch_retries),
+        DeviceChoice(settings.device.value),
+        settings.store_options(),
+        m,
     )
     holder = ModelHolder(loader, settings.load_retry_seconds, on_ready=lambda model: m.record_ready(model, started))
     app.extensions["modelfn"] = Context(settings, uri, holder, m)
@@ -43,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     health.init_app(app)
     v1.init_app(app)
     v2.init_app(app)
+    events.init_app(app)
     openapi.init_app(app)
 
     if settings.load_mode is LoadMode.EAGER:

@@ -85,12 +85,8 @@ def _floats(value: str | None) -> list[float] | None:
 @click.option("--to", "store_uri", required=True, help="Store URI, e.g. s3://bucket/models.")
 @click.option("--alias", "aliases", multiple=True, help="Alias to point at this version (repeatable).")
 @click.option("--no-latest", is_flag=True, help="Do not move the 'latest' alias.")
-@click.option(
-    "--framework", type=click.Choice(["onnx", "torchscript", "torch_export"]), help="Default: from suffix."
-)
-@click.option(
-    "--input", "inputs", multiple=True, callback=_tensors, help="NAME:DATATYPE:DIMS (overrides the model)."
-)
+@click.option("--framework", type=click.Choice(["onnx", "torchscript", "torch_export"]), help="Default: from suffix.")
+@click.option("--input", "inputs", multiple=True, callback=_tensors, help="NAME:DATATYPE:DIMS (overrides the model).")
 @click.option("--output", "outputs", multiple=True, callback=_tensors, help="NAME:DATATYPE:DIMS.")
 @click.option(
     "--extra-file",
@@ -133,9 +129,7 @@ def publish(
     """Publish MODEL_FILE as NAME@VERSION (digests, signature, manifest) to a store."""
     from function.publishing import build_manifest, upload
 
-    labels = (
-        [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()] if labels_file else None
-    )
+    labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()] if labels_file else None
     manifest, sources = build_manifest(
         model_file,
         name,
@@ -151,8 +145,7 @@ def publish(
     all_aliases = list(dict.fromkeys([*aliases, *([] if no_latest else ["latest"])]))
     upload(store_uri, manifest, sources, all_aliases, _store_options())
     click.echo(
-        f"published {name}@{version_} to {store_uri}"
-        + (f" (aliases: {', '.join(all_aliases)})" if all_aliases else "")
+        f"published {name}@{version_} to {store_uri}" + (f" (aliases: {', '.join(all_aliases)})" if all_aliases else "")
     )
 
 
@@ -183,9 +176,7 @@ def list_cmd(store_uri: str, as_json: bool) -> None:
 
     listings = list_models(open_store(store_uri, _store_options()))
     if as_json:
-        click.echo(
-            json.dumps([{"name": m.name, "versions": m.versions, "aliases": m.aliases} for m in listings])
-        )
+        click.echo(json.dumps([{"name": m.name, "versions": m.versions, "aliases": m.aliases} for m in listings]))
         return
     if not listings:
         click.echo(f"no models in {store_uri}")
@@ -220,9 +211,7 @@ def serve(port: int | None, model_uri: str | None, workers: int | None) -> None:
 @click.argument("instances_json", required=False)
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="Service base URL.")
 @click.option("--model", "model_name", default="iris", show_default=True, help="Model name.")
-@click.option(
-    "--file", "file_", type=click.File("r"), help="Read the JSON instances from a file ('-': stdin)."
-)
+@click.option("--file", "file_", type=click.File("r"), help="Read the JSON instances from a file ('-': stdin).")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the response.")
 def predict(instances_json: str | None, url: str, model_name: str, file_: Any, timeout: float) -> None:
     """Send INSTANCES_JSON (e.g. '[[5.1,3.5,1.4,0.2]]') to /v1/models/<model>:predict."""

@@ -13,6 +13,7 @@ from function.holder import ModelNotReady
 from loader import errors as le
 
 log = logging.getLogger("modelfn.errors")
+RETRY_AFTER_SECONDS = 10
 
 
 class RequestError(Exception):
@@ -33,9 +34,27 @@ class Unauthorized(RequestError):
     status = 401
 
 
+class MalformedEvent(RequestError):
+    """A storage event that is not a CloudEvent, EventBridge event or Event Grid array we understand."""
+
+
+class EventRefused(RequestError):
+    """An event for a bucket, prefix or key outside the configuration: refused before any storage call."""
+
+    status = 403
+
+
+class EventInProgress(le.StoreUnavailable):
+    """Another delivery of the same object version holds the claim: the platform should retry later."""
+
+
 # One table, most specific first (KServe's exception_handlers, flattened).
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (ModelNotReady, 503),
+    (Unauthorized, 401),  # missing or wrong X-Modelfn-Event-Secret
+    (EventRefused, 403),  # bucket/prefix/key not configured (never fetched)
+    (MalformedEvent, 400),
+    (EventInProgress, 503),  # with Retry-After
     (RequestError, 400),  # subclasses carry their own status
     (le.InferenceInputError, 400),
     (le.InvalidURI, 400),
@@ -77,7 +96,10 @@ def _typed(exc: Exception) -> Response:
     status = status_for(exc)
     if status >= 500:
         log.error("request failed: %s: %s", type(exc).__name__, exc)
-    return error_response(status, str(exc))
+    response = error_response(status, str(exc))
+    if status == 503:  # transient (storage, a held claim): tell platforms and clients when to retry
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _http(exc: HTTPException) -> Response:

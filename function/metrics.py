@@ -66,9 +66,7 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
     """Create the metrics on a registry (one per app, so tests can build many apps)."""
     return Metrics(
         registry=registry,
-        requests=Counter(
-            "modelfn_http_requests", "HTTP requests", ["route", "method", "status"], registry=registry
-        ),
+        requests=Counter("modelfn_http_requests", "HTTP requests", ["route", "method", "status"], registry=registry),
         request_seconds=Histogram(
             "modelfn_http_request_seconds",
             "HTTP request latency",

@@ -19,11 +19,21 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
-def _op(summary: str, ok: str = "OK", body: type[BaseModel] | None = None,
-        response: type[BaseModel] | None = None, errors: tuple[int, ...] = ()) -> dict[str, Any]:
+def _op(
+    summary: str,
+    ok: str = "OK",
+    body: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    errors: tuple[int, ...] = (),
+) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": _json(response, ok) if response else {"description": ok}}
-    descriptions = {400: "Invalid request", 404: "Unknown model or version", 413: "Body too large",
-                    415: "Content-Type is not application/json", 503: "Model not ready (see Retry-After)"}
+    descriptions = {
+        400: "Invalid request",
+        404: "Unknown model or version",
+        413: "Body too large",
+        415: "Content-Type is not application/json",
+        503: "Model not ready (see Retry-After)",
+    }
     for code in errors:
         responses[str(code)] = _json(ErrorBody, descriptions[code])
     op: dict[str, Any] = {"summary": summary, "responses": responses}
@@ -37,6 +47,56 @@ VERSION = {"name": "model_version", "in": "path", "required": True, "schema": {"
 INFER_ERRORS = (400, 404, 413, 415, 503)
 
 
+def _events_path() -> dict[str, Any]:
+    """``/events``: storage-upload events (contract in docs/events.md)."""
+    err = {"content": {"application/json": {"schema": _ref(ErrorBody)}}}
+    body = {
+        "required": True,
+        "content": {
+            t: {"schema": {"type": ["object", "array"]}}
+            for t in ("application/cloudevents+json", "application/cloudevents-batch+json", "application/json")
+        },
+    }
+    secret = {
+        "name": "X-Modelfn-Event-Secret",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Shared secret, required when EVENTS_SECRET is set (EventBridge, Event Grid)",
+    }
+    origin = {"name": "WebHook-Request-Origin", "in": "header", "required": False, "schema": {"type": "string"}}
+    return {
+        "post": {
+            "summary": "Storage upload event: Eventarc CloudEvent (binary/structured), EventBridge S3 event or "
+            "Event Grid array (incl. SubscriptionValidationEvent)",
+            "parameters": [secret],
+            "requestBody": body,
+            "responses": {
+                "200": {
+                    "description": "Handled: processed, duplicate, error-report or ignored (per event), "
+                    "or {validationResponse} for Event Grid's handshake"
+                },
+                "202": {"description": "A model manifest/alias changed: the alias is re-checked in the background"},
+                "400": {"description": "Malformed event", **err},
+                "401": {"description": "Missing or wrong X-Modelfn-Event-Secret", **err},
+                "403": {"description": "Bucket/prefix not configured or unsafe key (nothing fetched)", **err},
+                "503": {"description": "Transient failure or claim held elsewhere; retry after Retry-After", **err},
+            },
+        },
+        "options": {
+            "summary": "CloudEvents webhook abuse-protection handshake (Event Grid CloudEvents schema)",
+            "parameters": [origin],
+            "responses": {
+                "200": {"description": "WebHook-Allowed-Origin granted"},
+                "403": {"description": "Origin not allowed", **err},
+            },
+        },
+    }
+
+
+EVENTS_PATH = _events_path()
+
+
 def build_spec() -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     paths: dict[str, Any] = {
@@ -47,17 +107,26 @@ def build_spec() -> dict[str, Any]:
         "/v2": {"get": _op("V2 server metadata")},
         "/v2/health/live": {"get": _op("V2 liveness")},
         "/v2/health/ready": {"get": _op("V2 readiness", errors=(503,))},
-        "/v1/models/{name}:predict": {"post": _op(
-            "Predict with pre/post-processing", body=PredictRequest, response=PredictResponse, errors=INFER_ERRORS
-        ), "parameters": [NAME]},
+        "/v1/models/{name}:predict": {
+            "post": _op(
+                "Predict with pre/post-processing", body=PredictRequest, response=PredictResponse, errors=INFER_ERRORS
+            ),
+            "parameters": [NAME],
+        },
     }
-    for base, params in (("/v2/models/{name}", [NAME]), ("/v2/models/{name}/versions/{model_version}",
-                                                          [NAME, VERSION])):
+    for base, params in (
+        ("/v2/models/{name}", [NAME]),
+        ("/v2/models/{name}/versions/{model_version}", [NAME, VERSION]),
+    ):
         paths[base] = {"get": _op("V2 model metadata", errors=(404, 503)), "parameters": params}
         paths[f"{base}/ready"] = {"get": _op("V2 model readiness", errors=(404, 503)), "parameters": params}
-        paths[f"{base}/infer"] = {"post": _op(
-            "V2 inference (JSON tensors)", body=V2InferRequest, response=V2InferResponse, errors=INFER_ERRORS
-        ), "parameters": params}
+        paths[f"{base}/infer"] = {
+            "post": _op(
+                "V2 inference (JSON tensors)", body=V2InferRequest, response=V2InferResponse, errors=INFER_ERRORS
+            ),
+            "parameters": params,
+        }
+    paths["/events"] = EVENTS_PATH
     models = (ErrorBody, PredictRequest, PredictResponse, V2InferRequest, V2InferResponse)
     schemas: dict[str, Any] = {}
     for model in models:

@@ -112,7 +112,5 @@ def init_app(app: Flask, metrics: Metrics) -> None:
             if response.status_code >= 400
             else logging.INFO
         )
-        access_log.log(
-            level, "%s %s %d", request.method, route, response.status_code, extra={"fields": fields}
-        )
+        access_log.log(level, "%s %s %d", request.method, route, response.status_code, extra={"fields": fields})
         return response

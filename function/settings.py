@@ -5,8 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loader.errors import InvalidURI
+from loader.uri import StoreLocation, parse_store_uri
 
 DEMO_STORE = Path(__file__).parent / "demo" / "store"
 DEMO_MODEL_URI = f"{DEMO_STORE.as_uri()}/iris@latest"
@@ -47,9 +50,16 @@ class Settings(BaseSettings):
         None, description="prometheus_client's multiprocess dir; set by the Gunicorn config"
     )
 
-    events_input_uri: str | None = Field(None, description="Store URI + prefix whose uploads are inputs")
-    events_output_uri: str | None = Field(None, description="Store URI + prefix where outputs are written")
-    events_secret: str | None = Field(None, description="Shared secret required in X-Modelfn-Event-Secret")
+    events_input_uri: str | None = Field(
+        None, description="Store URI + prefix whose uploads POST /events turns into batch jobs (s3://b/inputs)"
+    )
+    events_output_uri: str | None = Field(
+        None, description="Store URI + prefix for outputs and error reports; must not lie inside the input prefix"
+    )
+    events_secret: str | None = Field(
+        None, min_length=16, description="Shared secret POST /events requires in X-Modelfn-Event-Secret (>= 16 chars)"
+    )
+    events_batch_size: int = Field(256, gt=0, le=65536, description="Instances per predict() call in batch jobs")
     model_poll_seconds: float = Field(0.0, ge=0, description="Poll the model alias this often (0: never)")
 
     azure_storage_account_url: str | None = Field(None, description="https://<account>.blob.core.windows.net")
@@ -62,6 +72,26 @@ class Settings(BaseSettings):
             raise ValueError("MODEL_URI must not be empty")
         return value.strip()
 
+    @field_validator("events_input_uri", "events_output_uri")
+    @classmethod
+    def _store_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parse_store_uri(value.strip())
+        except InvalidURI as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _events_pair(self) -> Settings:
+        inp, out = self.events_input_uri, self.events_output_uri
+        if (inp is None) != (out is None):
+            raise ValueError("set both EVENTS_INPUT_URI and EVENTS_OUTPUT_URI, or neither")
+        if inp and out and _inside(parse_store_uri(out), parse_store_uri(inp)):
+            raise ValueError("EVENTS_OUTPUT_URI must not lie inside EVENTS_INPUT_URI (outputs would trigger jobs)")
+        return self
+
     def store_options(self) -> dict[str, str | None]:
         """Options the storage backends need that the SDKs do not read themselves."""
         return {
@@ -73,3 +103,10 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read settings from the process environment (the only place that does)."""
     return Settings()
+
+
+def _inside(inner: StoreLocation, outer: StoreLocation) -> bool:
+    """True when ``inner`` is ``outer`` or under it (same store)."""
+    if (inner.scheme, inner.bucket) != (outer.scheme, outer.bucket):
+        return False
+    return not outer.prefix.strip("/") or f"{inner.prefix}/".startswith(f"{outer.prefix.rstrip('/')}/")

@@ -46,9 +46,7 @@ def read_alias(store: Store, name: str, alias: str, retries: int = 0) -> AliasRe
     try:
         return AliasRecord.model_validate_json(raw)
     except ValueError:
-        raise ManifestInvalid(
-            f"alias record {name}@{alias} is not valid JSON of the expected shape"
-        ) from None
+        raise ManifestInvalid(f"alias record {name}@{alias} is not valid JSON of the expected shape") from None
 
 
 def resolve(store: Store, uri: ModelURI, retries: int = 0) -> tuple[Manifest, bytes]:
@@ -60,9 +58,7 @@ def resolve(store: Store, uri: ModelURI, retries: int = 0) -> tuple[Manifest, by
         try:
             raw = with_retries(lambda: store.read_bytes(manifest_key(uri.name, version)), retries)
         except ArtifactNotFound:
-            raise ArtifactNotFound(
-                f"{uri.name}@{uri.ref} points at version {version}, which has no manifest"
-            ) from None
+            raise ArtifactNotFound(f"{uri.name}@{uri.ref} points at version {version}, which has no manifest") from None
     manifest = Manifest.from_json(raw)
     if manifest.name != uri.name:
         raise ManifestInvalid(f"manifest names model {manifest.name!r}, expected {uri.name!r}")

@@ -47,9 +47,7 @@ def publish(
     try:
         store.put_bytes(key, manifest.to_json(), if_absent=True)
     except AlreadyExists:
-        raise AlreadyExists(
-            f"{manifest.name}@{manifest.version} already exists; versions are immutable"
-        ) from None
+        raise AlreadyExists(f"{manifest.name}@{manifest.version} already exists; versions are immutable") from None
     for alias in aliases:
         set_alias(store, manifest.name, alias, manifest.version)
 

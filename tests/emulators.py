@@ -105,9 +105,7 @@ class Emulator:
                 return
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(
-            f"{self.name} not ready on port {self.port} after {READY_TIMEOUT}s:\n{self.log_tail()}"
-        )
+        raise RuntimeError(f"{self.name} not ready on port {self.port} after {READY_TIMEOUT}s:\n{self.log_tail()}")
 
     def _answers_http(self) -> bool:
         try:

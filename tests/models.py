@@ -100,9 +100,7 @@ def linear_export(path: Path) -> Path:
     import torch
 
     batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(
-        linear_torch_module(), (torch.zeros(2, 4),), dynamic_shapes={"features": {0: batch}}
-    )
+    program = torch.export.export(linear_torch_module(), (torch.zeros(2, 4),), dynamic_shapes={"features": {0: batch}})
     torch.export.save(program, str(path))
     return path
 

@@ -71,7 +71,5 @@ class TorchRuntime:
             raise ModelExecutionError(f"model execution failed: {type(exc).__name__}") from exc
         outputs = list(result) if isinstance(result, (tuple, list)) else [result]
         if len(outputs) != len(self._outputs):
-            raise ModelExecutionError(
-                f"model returned {len(outputs)} outputs, manifest declares {len(self._outputs)}"
-            )
+            raise ModelExecutionError(f"model returned {len(outputs)} outputs, manifest declares {len(self._outputs)}")
         return {name: t.detach().cpu().numpy() for name, t in zip(self._outputs, outputs, strict=True)}

@@ -24,9 +24,7 @@ class AzureBlobStore:
             import azure.core.exceptions
             from azure.storage.blob import BlobServiceClient
         except ImportError:
-            raise StoreConfigError(
-                "az:// stores need azure-storage-blob: pip install 'modelfn[azure]'"
-            ) from None
+            raise StoreConfigError("az:// stores need azure-storage-blob: pip install 'modelfn[azure]'") from None
         self._exc = azure.core.exceptions
         service = self._service(BlobServiceClient, options)
         self._container: Any = service.get_container_client(location.bucket)
@@ -39,16 +37,12 @@ class AzureBlobStore:
                 return client_cls.from_connection_string(connection_string, **CLIENT_OPTIONS)
             except ValueError:
                 # The SDK's message could echo the account key, so it is not passed on.
-                raise StoreConfigError(
-                    "AZURE_STORAGE_CONNECTION_STRING is not a valid connection string"
-                ) from None
+                raise StoreConfigError("AZURE_STORAGE_CONNECTION_STRING is not a valid connection string") from None
         if account_url := options.get("azure_account_url"):
             try:
                 from azure.identity import DefaultAzureCredential
             except ImportError:
-                raise StoreConfigError(
-                    "az:// stores need azure-identity: pip install 'modelfn[azure]'"
-                ) from None
+                raise StoreConfigError("az:// stores need azure-identity: pip install 'modelfn[azure]'") from None
             # Managed identity / workload identity on Container Apps; az login on a laptop.
             return client_cls(account_url, credential=DefaultAzureCredential(), **CLIENT_OPTIONS)
         raise StoreConfigError(

@@ -76,9 +76,7 @@ class FileStore:
         try:
             os.link(tmp, target)
         except FileExistsError:
-            raise AlreadyExists(
-                f"already exists: {self.location.uri}/{target.relative_to(self.root)}"
-            ) from None
+            raise AlreadyExists(f"already exists: {self.location.uri}/{target.relative_to(self.root)}") from None
 
     def exists(self, key: str) -> bool:
         """True when the file exists."""

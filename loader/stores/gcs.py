@@ -32,9 +32,7 @@ class GCSStore:
             from google.cloud import storage
             from google.cloud.storage import exceptions as storage_exceptions
         except ImportError:
-            raise StoreConfigError(
-                "gs:// stores need google-cloud-storage: pip install 'modelfn[gcs]'"
-            ) from None
+            raise StoreConfigError("gs:// stores need google-cloud-storage: pip install 'modelfn[gcs]'") from None
         self._api = google.api_core.exceptions
         self._auth = google.auth.exceptions
         self._transient: tuple[type[BaseException], ...] = (
@@ -132,9 +130,7 @@ class GCSStore:
             return StoreUnavailable(f"object changed while reading {where}")
         if isinstance(exc, api.NotFound):
             return ArtifactNotFound(f"not found: {where} (or bucket {self.location.bucket!r} missing)")
-        if isinstance(
-            exc, (api.TooManyRequests, api.ServerError, self._auth.TransportError, *self._transient)
-        ):
+        if isinstance(exc, (api.TooManyRequests, api.ServerError, self._auth.TransportError, *self._transient)):
             return StoreUnavailable(f"GCS unreachable for {where}: {name}")
         if isinstance(exc, self._auth.DefaultCredentialsError):
             return StoreConfigError(f"no Google credentials for {where}: {exc}")

@@ -70,9 +70,7 @@ class S3Store:
         """Write an object; ``if_absent`` uses ``If-None-Match: *`` so S3 itself rejects a second writer."""
         extra = {"IfNoneMatch": "*"} if if_absent else {}
         with self._errors(key, conditional=if_absent):
-            self._client.put_object(
-                Bucket=self.location.bucket, Key=self.location.key(key), Body=data, **extra
-            )
+            self._client.put_object(Bucket=self.location.bucket, Key=self.location.key(key), Body=data, **extra)
 
     def put_file(self, key: str, path: Path, *, progress: Progress | None = None) -> None:
         """Upload a file (multipart when large), reporting bytes sent to ``progress``."""

@@ -47,9 +47,7 @@ def test_publish_serve_predict(cloud_backend, onnx_file, tmp_path, make_settings
     cli("publish", str(onnx_file), "--name", "lin", "--version", "1.1.0", "--to", store, "--no-latest")
     cli("promote", "lin@1.1.0", "--alias", "prod", "--store", store)
     listing = json.loads(cli("list", store, "--json"))
-    assert listing == [
-        {"name": "lin", "versions": ["1.0.0", "1.1.0"], "aliases": {"latest": "1.0.0", "prod": "1.1.0"}}
-    ]
+    assert listing == [{"name": "lin", "versions": ["1.0.0", "1.1.0"], "aliases": {"latest": "1.0.0", "prod": "1.1.0"}}]
 
     settings = make_settings(model_uri=f"{store}/lin", **_azure_settings(cloud_backend))
     client = create_app(settings).test_client()
@@ -58,18 +56,14 @@ def test_publish_serve_predict(cloud_backend, onnx_file, tmp_path, make_settings
     best = np.argmax(expected_logits(np.array(X)), axis=1)
     assert [p[0]["label"] for p in body["predictions"]] == [["a", "b", "c"][i] for i in best]
 
-    prod = create_app(
-        make_settings(model_uri=f"{store}/lin@prod", **_azure_settings(cloud_backend))
-    ).test_client()
+    prod = create_app(make_settings(model_uri=f"{store}/lin@prod", **_azure_settings(cloud_backend))).test_client()
     wait_ready(prod)
     r = prod.post(
         "/v2/models/lin/versions/1.1.0/infer",
         json={"inputs": [{"name": "features", "shape": [2, 4], "datatype": "FP32", "data": X}]},
     )
     assert r.status_code == 200
-    np.testing.assert_allclose(
-        r.get_json()["outputs"][0]["data"], expected_logits(np.array(X)).ravel(), rtol=1e-6
-    )
+    np.testing.assert_allclose(r.get_json()["outputs"][0]["data"], expected_logits(np.array(X)).ravel(), rtol=1e-6)
 
 
 def _azure_settings(backend) -> dict:
@@ -82,9 +76,7 @@ def _azure_settings(backend) -> dict:
 def test_publish_refuses_an_existing_version(cloud_backend, onnx_file):
     store = f"{cloud_backend.scheme}://{cloud_backend.bucket}/models"
     cli("publish", str(onnx_file), "--name", "lin", "--version", "1.0.0", "--to", store)
-    result = CliRunner().invoke(
-        main, ["publish", str(onnx_file), "--name", "lin", "--version", "1.0.0", "--to", store]
-    )
+    result = CliRunner().invoke(main, ["publish", str(onnx_file), "--name", "lin", "--version", "1.0.0", "--to", store])
     assert result.exit_code != 0 and "immutable" in result.output
 
 

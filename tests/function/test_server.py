@@ -40,9 +40,7 @@ class Server:
             return e.code, e.read()
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
-        req = urllib.request.Request(
-            self.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
-        )
+        req = urllib.request.Request(self.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.status, json.loads(r.read())

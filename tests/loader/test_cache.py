@@ -67,9 +67,7 @@ def test_retries_are_bounded(lin: str, tmp_path: Path):
 def test_digest_mismatch_is_typed_and_not_retried(lin: str, store_dir: Path, tmp_path: Path, corruption):
     model = store_dir / "lin" / "1.0.0" / "model.onnx"
     data = model.read_bytes()
-    model.write_bytes(
-        {"same-size": data[:-1] + b"\x00", "truncated": data[:-5], "longer": data + b"x"}[corruption]
-    )
+    model.write_bytes({"same-size": data[:-1] + b"\x00", "truncated": data[:-5], "longer": data + b"x"}[corruption])
     uri = parse_model_uri(lin)
     store = FlakyStore(uri.store, {}, failures=0)
     cache = ArtifactCache(tmp_path / "cache", retries=3)

@@ -33,9 +33,7 @@ def test_put_and_read_bytes_round_trip(cloud_store: tuple[Store, dict[str, str]]
     assert store.read_bytes("m/manifest.json") == b"replaced"
 
 
-def test_if_absent_conflict_keeps_original(
-    cloud_backend: CloudBackend, request: pytest.FixtureRequest
-) -> None:
+def test_if_absent_conflict_keeps_original(cloud_backend: CloudBackend, request: pytest.FixtureRequest) -> None:
     if cloud_backend.scheme == "gs":
         # Strict: if the emulator learns preconditions this XPASSes and the marker must go.
         reason = "gcp-storage-emulator ignores ifGenerationMatch; see test_gcs_if_absent_sends_precondition"
@@ -62,9 +60,7 @@ def test_missing_bucket_is_artifact_not_found_naming_it(cloud_backend: CloudBack
         store.read_bytes("manifest.json")
 
 
-def test_put_file_reports_progress_summing_to_size(
-    cloud_store: tuple[Store, dict[str, str]], tmp_path: Path
-) -> None:
+def test_put_file_reports_progress_summing_to_size(cloud_store: tuple[Store, dict[str, str]], tmp_path: Path) -> None:
     store, _ = cloud_store
     # Over 8 MiB: S3 goes multipart and GCS resumable, so progress arrives in several calls.
     data = os.urandom(9 * MiB + 123)
@@ -129,9 +125,7 @@ def test_azure_bad_connection_string_is_config_error() -> None:
         open_store("az://models/prefix", {"azure_connection_string": "AccountKey=secret-ish"})
 
 
-def test_s3_without_credentials_is_config_error(
-    s3_emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_s3_without_credentials_is_config_error(s3_emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_emulator.endpoint)
