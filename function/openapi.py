@@ -48,7 +48,7 @@ INFER_ERRORS = (400, 404, 413, 415, 503)
 
 
 def _events_path() -> dict[str, Any]:
-    """``/events``: storage-upload events (contract in docs/events.md)."""
+    """``/events``: storage-upload events (contract in README "Storage events")."""
     err = {"content": {"application/json": {"schema": _ref(ErrorBody)}}}
     body = {
         "required": True,

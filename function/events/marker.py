@@ -59,7 +59,7 @@ class Marker:
             return False
         if record.get("state") == "processing" and time.time() - float(record.get("since", 0)) < self._lease:
             raise EventInProgress("another delivery of this object version is being processed")
-        # Released, or a lease whose holder died: take it over (last writer wins; see docs/events.md).
+        # Released, or a lease whose holder died: take it over (last writer wins; see README "Storage events").
         self.store.put_bytes(self.key, self._record("processing"))
         self._beat = time.monotonic()
         return True
