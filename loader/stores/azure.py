@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from loader.errors import AlreadyExists, ArtifactNotFound, ModelfnError, StoreConfigError, StoreUnavailable
-from loader.stores.base import CHUNK_SIZE, Progress
+from loader.stores.base import CHUNK_SIZE, Progress, translated
 from loader.uri import StoreLocation
 
 # Small, explicit timeouts and no SDK retries (the SDK's default is 10): callers own retry policy.
@@ -91,16 +91,9 @@ class AzureBlobStore:
     def _blob(self, key: str) -> Any:
         return self._container.get_blob_client(self.location.key(key))
 
-    @contextmanager
-    def _errors(self, key: str, *, conditional: bool = False) -> Iterator[None]:
+    def _errors(self, key: str, *, conditional: bool = False) -> AbstractContextManager[None]:
         """Translate azure-core exceptions into the store error contract."""
-        try:
-            yield
-        except Exception as exc:
-            mapped = self._map(exc, f"{self.location.uri}/{key}", conditional)
-            if mapped is None:
-                raise
-            raise mapped from None
+        return translated(self._map, f"{self.location.uri}/{key}", conditional)
 
     def _map(self, exc: Exception, where: str, conditional: bool) -> ModelfnError | None:
         e, name = self._exc, type(exc).__name__

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+from loader.errors import ModelfnError
 from loader.uri import StoreLocation
 
 CHUNK_SIZE = 1024 * 1024
@@ -49,3 +51,18 @@ class Store(Protocol):
 
 
 StoreFactory = Callable[[StoreLocation, dict[str, str | None]], Store]
+ErrorMapper = Callable[[Exception, str, bool], ModelfnError | None]
+
+
+@contextmanager
+def translated(mapper: ErrorMapper, where: str, conditional: bool = False) -> Iterator[None]:
+    """Re-raise an SDK exception as the store error contract; exceptions the mapper does not know pass."""
+    try:
+        yield
+    except ModelfnError:
+        raise
+    except Exception as exc:
+        mapped = mapper(exc, where, conditional)
+        if mapped is None:
+            raise
+        raise mapped from None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
 
 from loader.errors import AlreadyExists, ArtifactNotFound, ModelfnError, StoreConfigError, StoreUnavailable
-from loader.stores.base import CHUNK_SIZE, Progress
+from loader.stores.base import CHUNK_SIZE, Progress, translated
 from loader.uri import StoreLocation
 
 # (connect, read) seconds: a dead endpoint surfaces as StoreUnavailable quickly; callers retry.
@@ -111,16 +111,9 @@ class GCSStore:
     def _blob(self, key: str) -> Any:
         return self._bucket.blob(self.location.key(key))
 
-    @contextmanager
-    def _errors(self, key: str, *, conditional: bool = False) -> Iterator[None]:
+    def _errors(self, key: str, *, conditional: bool = False) -> AbstractContextManager[None]:
         """Translate google-cloud exceptions into the store error contract."""
-        try:
-            yield
-        except Exception as exc:
-            mapped = self._map(exc, f"{self.location.uri}/{key}", conditional)
-            if mapped is None:
-                raise
-            raise mapped from None
+        return translated(self._map, f"{self.location.uri}/{key}", conditional)
 
     def _map(self, exc: Exception, where: str, conditional: bool) -> ModelfnError | None:
         api, name = self._api, type(exc).__name__

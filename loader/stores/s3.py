@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from typing import Any
 
 from loader.errors import AlreadyExists, ArtifactNotFound, ModelfnError, StoreConfigError, StoreUnavailable
-from loader.stores.base import CHUNK_SIZE, Progress
+from loader.stores.base import CHUNK_SIZE, Progress, translated
 from loader.uri import StoreLocation
 
 # Small, explicit timeouts: a dead endpoint must surface as StoreUnavailable in seconds, and the
@@ -106,22 +106,14 @@ class S3Store:
                 for item in page.get("Contents", []):
                     yield item["Key"][strip:]
 
-    @contextmanager
-    def _errors(self, key: str, *, conditional: bool = False) -> Iterator[None]:
+    def _errors(self, key: str, *, conditional: bool = False) -> AbstractContextManager[None]:
         """Translate botocore/boto3 exceptions into the store error contract."""
-        try:
-            yield
-        except Exception as exc:
-            mapped = self._map(exc, key, conditional)
-            if mapped is None:
-                raise
-            raise mapped from None
+        return translated(self._map, f"{self.location.uri}/{key}", conditional)
 
-    def _map(self, exc: BaseException, key: str, conditional: bool) -> ModelfnError | None:
-        where = f"{self.location.uri}/{key}"
+    def _map(self, exc: Exception, where: str, conditional: bool) -> ModelfnError | None:
         # upload_file wraps the ClientError in S3UploadFailedError without chaining it as a cause.
         if type(exc).__name__ == "S3UploadFailedError" and exc.__context__ is not None:
-            exc = exc.__context__
+            exc = exc.__context__  # type: ignore[assignment]
         if isinstance(exc, self._exc.ClientError):
             return self._map_client_error(exc, where, conditional)
         name = type(exc).__name__
