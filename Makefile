@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
-AZURITE_VERSION := 3.37.0
+AZURITE_VERSION := 3.35.0
 export PATH := $(CURDIR)/$(TOOLS)/node/node_modules/.bin:$(PATH)
 
 .PHONY: serve test test-fast lint install-dev install-core emulators demo bench clean

@@ -44,6 +44,13 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def worker_exit(server: Any, worker: Any) -> None:
+    """Stop background load retries so the worker exits promptly."""
+    from function.holder import close_all
+
+    close_all()
+
+
 def on_exit(server: Any) -> None:
     """Remove the metrics directory this config created."""
     if _owned_metrics_dir:

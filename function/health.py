@@ -20,12 +20,8 @@ def readiness() -> Response:
         )
     if status.state is State.IDLE:
         holder.start()  # lazy mode: the platform's first probe counts as the first request
-    response = error_response(
-        503,
-        status.reason or f"model is {status.phase.value}",
-        state=status.state.value,
-        phase=status.phase.value,
-    )
+    reason = status.reason or f"model is {status.phase.value}"
+    response = error_response(503, reason, reason=reason, state=status.state.value, phase=status.phase.value)
     if status.retry_in is not None:
         response.headers["Retry-After"] = str(max(1, round(status.retry_in)))
     return response

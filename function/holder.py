@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -66,6 +67,13 @@ class ModelNotReady(Exception):
 
 
 Loader = Callable[[Callable[[Phase], None]], LoadedModel]
+_LIVE: weakref.WeakSet[ModelHolder] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Stop the retry loops of every holder in this process (worker exit, test teardown)."""
+    for holder in list(_LIVE):
+        holder.close()
 
 
 class ModelHolder:
@@ -82,6 +90,12 @@ class ModelHolder:
         self._next_retry: float | None = None
         self._model: LoadedModel | None = None
         self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        _LIVE.add(self)
+
+    def close(self) -> None:
+        """Stop retrying failed loads; a model already serving keeps serving."""
+        self._closed.set()
 
     def start(self) -> None:
         """Start loading once; later calls (even concurrent ones) do nothing."""
@@ -133,7 +147,8 @@ class ModelHolder:
                 model = self._load(self._set_phase)
             except Exception as exc:
                 self._fail(exc)
-                time.sleep(self._retry_seconds)
+                if self._closed.wait(self._retry_seconds):
+                    return
                 with self._cond:
                     self._state, self._next_retry = State.LOADING, None
                 continue

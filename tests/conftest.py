@@ -14,10 +14,27 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from function.app import create_app
+from function.holder import close_all
 from function.settings import Settings
 from loader.stores import Store, open_store
 from tests.emulators import Emulator, EmulatorMissing, start_emulator
 from tests.models import linear_onnx, publish_model
+
+EMULATOR_FIXTURES = {"s3_emulator", "gcs_emulator", "azure_emulator", "cloud_backend", "cloud_store", "emulator_env"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts a storage emulator, so `-m "not emulator"` can leave them out."""
+    for item in items:
+        if EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.emulator)
+
+
+@pytest.fixture(autouse=True)
+def _stop_background_loaders() -> Iterator[None]:
+    """Apps built by a test stop their load-retry loops when it ends."""
+    yield
+    close_all()
 
 
 @pytest.fixture

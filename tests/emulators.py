@@ -22,7 +22,7 @@ from pathlib import Path
 READY_TIMEOUT = 60.0
 STOP_GRACE = 3.0
 
-AZURITE_VERSION = "3.37.0"
+AZURITE_VERSION = "3.35.0"
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft; not a secret).
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="

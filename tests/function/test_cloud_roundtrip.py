@@ -46,7 +46,8 @@ def test_publish_serve_predict(cloud_backend, onnx_file, tmp_path, make_settings
     )
     cli("publish", str(onnx_file), "--name", "lin", "--version", "1.1.0", "--to", store, "--no-latest")
     cli("promote", "lin@1.1.0", "--alias", "prod", "--store", store)
-    listing = json.loads(cli("list", store, "--json"))
+    # Background loaders of other tests' apps may log to the captured stdout too: take the JSON line.
+    listing = json.loads(next(line for line in cli("list", store, "--json").splitlines() if line.startswith("[")))
     assert listing == [{"name": "lin", "versions": ["1.0.0", "1.1.0"], "aliases": {"latest": "1.0.0", "prod": "1.1.0"}}]
 
     settings = make_settings(model_uri=f"{store}/lin", **_azure_settings(cloud_backend))

@@ -7,6 +7,7 @@ and, for its own test, the torch-cpu variant.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 import warnings
@@ -63,8 +64,6 @@ def image_build_args(base_image: str, variant: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def function_image(base_image: str) -> str:
     """The production image (cpu variant), built once per session from the repository's Dockerfile."""
-    import os
-
     if prebuilt := os.environ.get("MODELFN_TEST_IMAGE"):
         return prebuilt
     return build_image("modelfn-it:cpu", ROOT, ROOT / "Dockerfile", image_build_args(base_image, "cpu"))
@@ -73,6 +72,8 @@ def function_image(base_image: str) -> str:
 @pytest.fixture(scope="session")
 def torch_image(base_image: str) -> str:
     """The torch-cpu variant, with the torch CPU wheel from local disk in ./wheelhouse (gitignored)."""
+    if prebuilt := os.environ.get("MODELFN_TEST_TORCH_IMAGE"):
+        return prebuilt
     if not TORCH_WHEEL.exists():
         pytest.skip(f"no torch CPU wheel at {TORCH_WHEEL} (set MODELFN_TORCH_WHEEL)")
     wheelhouse = ROOT / "wheelhouse"
@@ -80,7 +81,7 @@ def torch_image(base_image: str) -> str:
     target = wheelhouse / TORCH_WHEEL.name
     if not target.exists() or target.stat().st_size != TORCH_WHEEL.stat().st_size:
         shutil.copy2(TORCH_WHEEL, target)
-    args = {**image_build_args(base_image, "torch-cpu"), "TORCH_FIND_LINKS": "/src/deps"}
+    args = {**image_build_args(base_image, "torch-cpu"), "TORCH_FIND_LINKS": "/src/torch"}
     return build_image("modelfn-it:torch-cpu", ROOT, ROOT / "Dockerfile", args)
 
 
@@ -98,7 +99,10 @@ def emulator_image(kind: str, base_image: str) -> str:
     """Build docker/<kind>.Dockerfile on the local base (cached after the first time)."""
     name = {"s3": "s3", "gcs": "gcs", "azure": "azurite"}[kind]
     return build_image(
-        f"modelfn-emu-{name}:it", ROOT / "docker", ROOT / "docker" / f"{name}.Dockerfile", {"BASE_IMAGE": base_image}
+        f"modelfn-emu-{name}:it",
+        ROOT / "docker",
+        ROOT / "docker" / f"{name}.Dockerfile",
+        {"BASE_IMAGE": base_image},
     )
 
 

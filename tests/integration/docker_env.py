@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,8 +18,8 @@ import requests
 # fixtures remove what they start themselves. Set before testcontainers is imported.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from testcontainers.core.container import DockerContainer  # noqa: E402
-from testcontainers.core.network import Network  # noqa: E402
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("MODELFN_BASE_IMAGE", "modelfn-base:bookworm")
@@ -67,7 +68,11 @@ def ensure_base_image() -> str:
         env = {**os.environ, "MODELFN_BASE_IMAGE": BASE_IMAGE}
         proc = subprocess.run(
             ["bash", str(ROOT / "scripts" / "build-base-image.sh")],
-            capture_output=True, text=True, env=env, timeout=BUILD_TIMEOUT, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=BUILD_TIMEOUT,
+            check=False,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"scripts/build-base-image.sh failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
@@ -150,7 +155,5 @@ class Service:
         return (out + err).decode(errors="replace")[-6000:]
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already gone: nothing to clean up
             self.container.stop()
-        except Exception:  # already gone: nothing to clean up
-            pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ BUCKET = "models"
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 IRIS = ROOT / "examples" / "iris"
+DEMO_STORE = ROOT / "function" / "demo" / "store"
 
 
 @dataclass
@@ -66,21 +68,29 @@ class Emulator:
         self.service.wrapped.pause()
 
     def unpause(self) -> None:
-        self.service.wrapped.unpause()
+        """Thaw it (no-op when it is not paused)."""
+        wrapped = self.service.wrapped
+        wrapped.reload()
+        if wrapped.status == "paused":
+            wrapped.unpause()
 
     def publish(self, version: str, *extra: str) -> None:
         """``modelfn publish`` the demo Iris model from the host, through the mapped port."""
+        # fmt: off
         run_cli(
             self.host_env(),
-            "publish", str(IRIS / "model.onnx"), "--name", "iris", "--version", version,
-            "--to", self.root_uri, "--labels", str(IRIS / "labels.txt"), "--softmax", "--top-k", "1", *extra,
+            "publish", str(IRIS / "model.onnx"), "--name", "iris", "--version", version, "--to", self.root_uri,
+            "--labels", str(IRIS / "labels.txt"), "--softmax", "--top-k", "1", *iris_preprocessing(), *extra,
         )
+        # fmt: on
 
 
 class S3(Emulator):
     kind, scheme, port = "s3", "s3", 5000
     creds: ClassVar[dict[str, str]] = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
     }
 
     def host_env(self) -> dict[str, str]:
@@ -93,8 +103,11 @@ class S3(Emulator):
         import boto3
 
         self.client = boto3.client(
-            "s3", endpoint_url=self.service.url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            "s3",
+            endpoint_url=self.service.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
         wait_for(lambda: self.client.create_bucket(Bucket=BUCKET), 60, "moto to create the bucket")
 
@@ -119,7 +132,9 @@ class GCS(Emulator):
         from google.cloud import storage
 
         client = storage.Client(
-            project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": self.service.url}
+            project="test",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.service.url},
         )
         wait_for(lambda: client.create_bucket(BUCKET), 60, "the GCS emulator to create the bucket")
         self.client = client.bucket(BUCKET)
@@ -167,9 +182,7 @@ def start_emulator(kind: str, image: str, network: Network) -> Emulator:
     """Start the emulator container on ``network`` and create its bucket from the host."""
     cls = EMULATORS[kind]
     alias = f"{kind}-emulator"
-    container = (
-        DockerContainer(image).with_exposed_ports(cls.port).with_network(network).with_network_aliases(alias)
-    )
+    container = DockerContainer(image).with_exposed_ports(cls.port).with_network(network).with_network_aliases(alias)
     container.start()
     emulator = cls(service=Service(container, cls.port), alias=alias)
     try:
@@ -179,6 +192,16 @@ def start_emulator(kind: str, image: str, network: Network) -> Emulator:
         emulator.service.stop()
         raise
     return emulator
+
+
+def iris_preprocessing() -> list[str]:
+    """The demo model takes standardised features: the bundled demo manifest's mean/std as CLI options."""
+    manifest = json.loads((DEMO_STORE / "iris" / "1.0.0" / "manifest.json").read_text())
+    options = []
+    for key in ("mean", "std"):
+        if values := manifest["preprocess"].get(key):
+            options += [f"--{key}", ",".join(str(v) for v in values)]
+    return options
 
 
 def cli_command() -> list[str]:
@@ -192,7 +215,12 @@ def cli_command() -> list[str]:
 def run_cli(env: dict[str, str], *args: str) -> str:
     """Run the CLI with ``env`` on top of ours; fail the test with its output on a non-zero exit."""
     proc = subprocess.run(
-        [*cli_command(), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False,
+        [*cli_command(), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, f"modelfn {' '.join(args[:2])} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
     return proc.stdout
