@@ -10,6 +10,7 @@
 # and for torch-cpu put the torch wheel in ./wheelhouse and add --build-arg TORCH_FIND_LINKS=/src/torch.
 # docs/image.md has the details, sizes and the Cloud Build equivalent (cloudbuild.yaml).
 
+# checkov:skip=CKV_DOCKER_7:the base is a build argument whose default, python:3.12-slim, is a pinned minor version; offline builds pass a locally built tag
 ARG BASE_IMAGE=python:3.12-slim
 
 # ---------------------------------------------------------------------------------------------
