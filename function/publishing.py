@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
-from loader.errors import ManifestInvalid
+from loader.errors import ManifestInvalid, first_problem
 from loader.introspect import framework_for, signature
 from loader.manifest import Framework, Manifest, PostProcessing, PreProcessing, Provenance, TensorSpec
 from loader.publish import file_entry, publish
@@ -49,8 +50,8 @@ def build_manifest(
             postprocess=PostProcessing(**postprocess),
             provenance=Provenance(metadata=metadata),
         )
-    except ValueError as exc:
-        raise ManifestInvalid(_first_error(exc)) from None
+    except ValidationError as exc:
+        raise ManifestInvalid(f"invalid manifest: {first_problem(exc, 'manifest')}") from None
     return manifest, sources
 
 
@@ -74,12 +75,3 @@ def upload(
     finally:
         for bar in bars:
             bar.close()
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "manifest"
-        return f"invalid manifest: {where}: {first['msg']}"
-    return str(exc)

@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from function.errors import RequestError
+from loader.errors import first_problem
 from loader.signature import V2_TO_NUMPY
 
 V2Datatype = Literal[
@@ -89,9 +90,7 @@ def parse(model: type[BaseModel], body: Any) -> Any:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise RequestError(f"invalid request: {where}: {first['msg']}") from None
+        raise RequestError(f"invalid request: {first_problem(exc, 'body')}") from None
 
 
 def decode_tensor(tensor: V2Tensor) -> np.ndarray:

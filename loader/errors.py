@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class ModelfnError(Exception):
     """Base class: the message is safe to show to a client (never echoes request data)."""
@@ -53,3 +55,10 @@ class InferenceInputError(ModelfnError):
 
 class ModelExecutionError(ModelfnError):
     """The model itself failed on inputs that matched its signature (a server-side fault)."""
+
+
+def first_problem(exc: ValidationError, root: str) -> str:
+    """``where: what`` for the first error of a pydantic validation (the location, never the value)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or root
+    return f"{where}: {first['msg']}"

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loader import uri as _uri
-from loader.errors import InvalidURI, ManifestInvalid
+from loader.errors import InvalidURI, ManifestInvalid, first_problem
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -160,9 +160,7 @@ class Manifest(_Strict):
         try:
             return cls.model_validate_json(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "manifest"
-            raise ManifestInvalid(f"invalid manifest: {where}: {first['msg']}") from None
+            raise ManifestInvalid(f"invalid manifest: {first_problem(exc, 'manifest')}") from None
 
 
 class AliasRecord(_Strict):
