@@ -20,6 +20,9 @@ access_log = logging.getLogger("modelfn.access")
 TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 CLOUD_TRACE_RE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=[01])?$")
 AMZN_ROOT_RE = re.compile(r"(?:^|;)Root=(1-[0-9a-f]{8}-[0-9a-f]{24})(?:;|$)")
+# Platforms poll these every few seconds; a 503 during a cold start is expected, and the load's own
+# outcome is logged by the model holder, so probe lines stay at DEBUG.
+PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/metrics"})
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 SEVERITY = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARNING", logging.ERROR: "ERROR"}
 
@@ -91,6 +94,9 @@ def init_app(app: Flask, metrics: Metrics) -> None:
         metrics.requests.labels(route, request.method, str(response.status_code)).inc()
         metrics.request_seconds.labels(route, request.method).observe(elapsed)
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        level = _severity(route, response.status_code)
+        if not access_log.isEnabledFor(level):
+            return response
         fields = {
             "httpRequest": {
                 "requestMethod": request.method,
@@ -105,12 +111,18 @@ def init_app(app: Flask, metrics: Metrics) -> None:
             "trace_id": trace_id(request.headers),
             "model_version": g.get("model_version"),
         }
-        level = (
-            logging.ERROR
-            if response.status_code >= 500
-            else logging.WARNING
-            if response.status_code >= 400
-            else logging.INFO
+        access_log.log(
+            level,
+            "%s %s %d",
+            request.method,
+            route,
+            response.status_code,
+            extra={"fields": fields},
         )
-        access_log.log(level, "%s %s %d", request.method, route, response.status_code, extra={"fields": fields})
         return response
+
+
+def _severity(route: str, status: int) -> int:
+    if route in PROBE_ROUTES:
+        return logging.DEBUG
+    return logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO

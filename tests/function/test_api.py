@@ -66,6 +66,7 @@ def test_every_route_is_in_openapi(app, client):
 
 
 def test_request_id_and_json_log_line(client, capsys):
+    assert client.get("/readyz").status_code == 200  # probes log at DEBUG: not in the info-level stream
     r = client.post(
         "/v1/models/lin:predict",
         json={"instances": X},
@@ -79,6 +80,7 @@ def test_request_id_and_json_log_line(client, capsys):
     [entry] = [e for e in lines if e.get("route") == "/v1/models/<name>:predict"]
     assert entry["severity"] == "INFO" and entry["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert entry["model_version"] == "1.0.0" and entry["httpRequest"]["status"] == 200
+    assert not [e for e in lines if e.get("route") == "/readyz"]
     assert "instances" not in json.dumps(entry) and "1.0, 2.0" not in json.dumps(entry)
 
 
