@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loader.errors import InvalidURI
-from loader.uri import StoreLocation, parse_store_uri
+from loader.uri import StoreLocation, parse_model_uri, parse_store_uri
 
 DEMO_STORE = Path(__file__).parent / "demo" / "store"
 DEMO_MODEL_URI = f"{DEMO_STORE.as_uri()}/iris@latest"
@@ -67,9 +67,11 @@ class Settings(BaseSettings):
 
     @field_validator("model_uri")
     @classmethod
-    def _uri_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("MODEL_URI must not be empty")
+    def _model_uri(cls, value: str) -> str:
+        try:
+            parse_model_uri(value.strip())  # fail at startup, not in every worker's first load
+        except InvalidURI as exc:
+            raise ValueError(str(exc)) from None
         return value.strip()
 
     @field_validator("events_input_uri", "events_output_uri")

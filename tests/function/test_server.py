@@ -143,12 +143,16 @@ def test_sigterm_finishes_in_flight_request(server: Server):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
 
-def test_serve_rejects_bad_configuration(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [([], {"DEVICE": "tpu"}, "DEVICE"), (["--model-uri", "nope"], {}, "MODEL_URI"), (["--port", "0"], {}, "port")],
+)
+def test_serve_rejects_bad_configuration(args, env, words):
     result = subprocess.run(
-        [sys.executable, "-m", "function.cli", "serve", "--model-uri", "nope"],
+        [sys.executable, "-m", "function.cli", "serve", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "DEVICE": "tpu"},
+        env={**os.environ, **env},
     )
-    assert result.returncode == 2 and "DEVICE" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and words.lower() in result.stderr.lower() and "Traceback" not in result.stderr
