@@ -100,7 +100,7 @@ class ArtifactCache:
             for entry in manifest.files:
                 dest = tmp / entry.path
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                os.link(self.blob_path(entry.sha256), dest)
+                _link_or_copy(self.blob_path(entry.sha256), dest)
             (tmp / MANIFEST_FILE).write_bytes(manifest_bytes)
             (tmp / COMPLETE_MARKER).touch()
             try:
@@ -119,3 +119,11 @@ def _is_valid(path: Path, entry: FileEntry) -> bool:
         return path.stat().st_size == entry.size
     except FileNotFoundError:
         return False
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    # Hard links cost no space; some mounted volumes refuse them, so fall back to a copy.
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
