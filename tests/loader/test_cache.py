@@ -95,3 +95,15 @@ def test_concurrent_workers_download_once(lin: str, tmp_path: Path):
     with ctx.Pool(6) as pool:
         downloads = pool.map(_fetch_in_process, [(lin, str(tmp_path / "cache"))] * 6)
     assert sum(downloads) == 1
+
+
+def test_views_fall_back_to_copies_without_hard_links(lin: str, tmp_path: Path, monkeypatch):
+    def refuse(*_: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr("loader.cache.os.link", refuse)
+    uri = parse_model_uri(lin)
+    artifact = fetch(open_store(uri.store), uri, ArtifactCache(tmp_path / "cache"))
+    blob = ArtifactCache(tmp_path / "cache").blob_path(artifact.manifest.files[0].sha256)
+    assert artifact.model_path.read_bytes() == blob.read_bytes()
+    assert artifact.model_path.stat().st_ino != blob.stat().st_ino
