@@ -12,10 +12,8 @@ from prometheus_client import CollectorRegistry
 from function import errors, events, health, metrics, openapi, request_log, v1, v2
 from function.context import Context
 from function.holder import ModelHolder
-from function.serving import make_loader
+from function.serving import loader_for
 from function.settings import LoadMode, Settings, load_settings
-from loader.cache import ArtifactCache
-from loader.runtimes import DeviceChoice
 from loader.uri import parse_model_uri
 
 
@@ -30,13 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     uri = parse_model_uri(settings.model_uri)
     m = metrics.create_metrics(CollectorRegistry(auto_describe=True))
     started = process_start_time()
-    loader = make_loader(
-        uri,
-        ArtifactCache(settings.cache_dir, settings.fetch_retries),
-        DeviceChoice(settings.device.value),
-        settings.store_options(),
-        m,
-    )
+    loader = loader_for(uri, settings, m)
     holder = ModelHolder(loader, settings.load_retry_seconds, on_ready=lambda model: m.record_ready(model, started))
     app.extensions["modelfn"] = Context(settings, uri, holder, m)
 

@@ -9,14 +9,17 @@ from typing import Any
 
 import numpy as np
 
+from function.errors import RequestError
 from function.holder import LoadedModel, Phase
 from function.metrics import Metrics
+from function.schemas import V2InferRequest, decode_tensor, encode_tensor
+from function.settings import Settings
 from loader.artifacts import fetch
 from loader.cache import ArtifactCache
 from loader.errors import InferenceInputError
 from loader.prepost import postprocess, preprocess
 from loader.runtimes import DeviceChoice, create_runtime
-from loader.signature import V2_TO_NUMPY, check_inputs
+from loader.signature import V2_TO_NUMPY, check_inputs, check_names, v2_datatype
 from loader.stores import open_store
 from loader.uri import ModelURI
 
@@ -63,11 +66,39 @@ def make_loader(
     return load
 
 
+def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[[Callable[[Phase], None]], LoadedModel]:
+    """``make_loader`` configured from the settings (cache, device, store options)."""
+    return make_loader(
+        uri,
+        ArtifactCache(settings.cache_dir, settings.fetch_retries),
+        DeviceChoice(settings.device.value),
+        settings.store_options(),
+        metrics,
+    )
+
+
 def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> dict[str, np.ndarray]:
     """Validate against the signature and time ``predict()``."""
     ordered = check_inputs(model.artifact.manifest.inputs, arrays)
     with metrics.inference_seconds.labels(model.name, model.version).time():
         return model.runtime.predict(ordered)
+
+
+def infer_v2(model: LoadedModel, request: V2InferRequest, metrics: Metrics) -> dict[str, Any]:
+    """One Open Inference Protocol request -> its response body (raw tensors, no pre/post-processing)."""
+    check_names(model.artifact.manifest.inputs, [t.name for t in request.inputs])
+    outputs = run(model, {t.name: decode_tensor(t) for t in request.inputs}, metrics)
+    wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
+    if any(n not in outputs for n in wanted):
+        raise RequestError(f"unknown output name(s) requested; the model returns {list(outputs)}")
+    body: dict[str, Any] = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "outputs": [encode_tensor(n, outputs[n], v2_datatype(outputs[n].dtype)) for n in wanted],
+    }
+    if request.id is not None:
+        body["id"] = request.id
+    return body
 
 
 def instances_to_arrays(model: LoadedModel, instances: list[Any]) -> dict[str, np.ndarray]:

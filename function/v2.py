@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from flask import Flask, Response, jsonify
 
 from function.context import context, json_body, model_for
-from function.errors import ModelNotFound, RequestError
-from function.holder import LoadedModel
-from function.schemas import V2InferRequest, decode_tensor, encode_tensor, parse
-from function.serving import run
+from function.errors import ModelNotFound
+from function.schemas import V2InferRequest, parse
+from function.serving import infer_v2
 from loader.manifest import Framework
-from loader.signature import check_names, v2_datatype
 
 PLATFORM = {
     Framework.ONNX: "onnxruntime_onnx",
@@ -61,25 +58,7 @@ def model_ready(name: str, model_version: str | None = None) -> Response:
 def infer(name: str, model_version: str | None = None) -> Response:
     """Run one inference request."""
     request = parse(V2InferRequest, json_body(allow_untyped=True))
-    model = model_for(name, model_version)
-    check_names(model.artifact.manifest.inputs, [t.name for t in request.inputs])
-    arrays = {tensor.name: decode_tensor(tensor) for tensor in request.inputs}
-    outputs = run(model, arrays, context().metrics)
-    return jsonify(_response(model, request, outputs))
-
-
-def _response(model: LoadedModel, request: V2InferRequest, outputs: dict[str, Any]) -> dict[str, Any]:
-    wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
-    if any(n not in outputs for n in wanted):
-        raise RequestError(f"unknown output name(s) requested; the model returns {list(outputs)}")
-    body: dict[str, Any] = {
-        "model_name": model.name,
-        "model_version": model.version,
-        "outputs": [encode_tensor(n, outputs[n], v2_datatype(outputs[n].dtype)) for n in wanted],
-    }
-    if request.id is not None:
-        body["id"] = request.id
-    return body
+    return jsonify(infer_v2(model_for(name, model_version), request, context().metrics))
 
 
 def init_app(app: Flask) -> None:

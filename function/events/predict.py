@@ -11,10 +11,9 @@ from function.errors import RequestError
 from function.events.formats import Line
 from function.holder import LoadedModel
 from function.metrics import Metrics
-from function.schemas import V2InferRequest, decode_tensor, encode_tensor, parse
-from function.serving import instances_to_arrays, predictions, run
+from function.schemas import V2InferRequest, parse
+from function.serving import infer_v2, instances_to_arrays, predictions, run
 from loader.errors import InferenceInputError
-from loader.signature import check_names, v2_datatype
 
 
 def is_v2_request(value: Any) -> bool:
@@ -66,20 +65,7 @@ class Predictor:
 
     def _v2(self, line: Line) -> dict[str, Any]:
         try:
-            request = parse(V2InferRequest, line.value)
-            check_names(self._model.artifact.manifest.inputs, [t.name for t in request.inputs])
-            outputs = run(self._model, {t.name: decode_tensor(t) for t in request.inputs}, self._metrics)
+            body = infer_v2(self._model, parse(V2InferRequest, line.value), self._metrics)
         except (InferenceInputError, RequestError) as exc:
             raise InferenceInputError(f"line {line.number}: {exc}") from None
-        wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
-        if any(name not in outputs for name in wanted):
-            raise InferenceInputError(f"line {line.number}: unknown output name(s); the model returns {list(outputs)}")
-        record: dict[str, Any] = {
-            "line": line.number,
-            "model_name": self._model.name,
-            "model_version": self._model.version,
-            "outputs": [encode_tensor(n, outputs[n], v2_datatype(outputs[n].dtype)) for n in wanted],
-        }
-        if request.id is not None:
-            record["id"] = request.id
-        return record
+        return {"line": line.number, **body}

@@ -6,10 +6,8 @@ import logging
 import threading
 
 from function.context import Context
-from function.serving import make_loader
+from function.serving import loader_for
 from loader.artifacts import resolve
-from loader.cache import ArtifactCache
-from loader.runtimes import DeviceChoice
 from loader.stores import open_store
 from loader.uri import ModelURI
 
@@ -69,14 +67,7 @@ class ModelUpdater:
             if manifest.version == current.version:
                 return "current"
             target = ModelURI(ctx.uri.store, ctx.uri.name, manifest.version)
-            load = make_loader(
-                target,
-                ArtifactCache(settings.cache_dir, settings.fetch_retries),
-                DeviceChoice(settings.device.value),
-                settings.store_options(),
-                ctx.metrics,
-            )
-            model = load(lambda phase: None)
+            model = loader_for(target, settings, ctx.metrics)(lambda phase: None)
         except Exception as exc:  # never let a bad new version take the old one down
             log.error(
                 "new model version not loaded; still serving the old one",
