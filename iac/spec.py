@@ -10,12 +10,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from iac.errors import InvalidSpec
+from loader.errors import InvalidURI
+from loader.uri import parse_model_uri
 
 CLOUDS = ("gcp", "aws", "azure")
 ENV_NAME = r"^[A-Z][A-Z0-9_]*$"
-MODEL_URI = (
-    r"^{scheme}://[a-z0-9][a-z0-9._-]+[a-z0-9](/[^@]+)?/[a-z0-9][a-z0-9._-]{{0,127}}(@[A-Za-z0-9][A-Za-z0-9._+-]*)?$"
-)
+# Bucket/container names as the three clouds allow them (3+ chars, lowercase); the rest of a model URI
+# (prefix, name, version or alias) is checked by the service's own parser.
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]+[a-z0-9]$")
 # Names the Terraform modules set from the spec; env may not override them.
 MANAGED_ENV = frozenset(
     {
@@ -92,7 +94,16 @@ class DeploySpec(_Model):
     @field_validator("model_uri")
     @classmethod
     def _model_uri_scheme(cls, value: str) -> str:
-        if not re.match(MODEL_URI.format(scheme=cls.scheme), value):
+        try:
+            uri = parse_model_uri(value)
+        except InvalidURI:
+            uri = None
+        if (
+            uri is None
+            or uri.store.scheme != cls.scheme
+            or not BUCKET.match(uri.store.bucket)
+            or "@" in uri.store.prefix
+        ):
             raise ValueError(f"must look like {cls.scheme}://bucket/prefix/name@alias on {cls.cloud}")
         return value
 
