@@ -26,14 +26,11 @@ from loader.uri import ModelURI
 log = logging.getLogger("modelfn.model")
 
 
-def make_loader(
-    uri: ModelURI,
-    cache: ArtifactCache,
-    device: DeviceChoice,
-    options: dict[str, str | None],
-    metrics: Metrics,
-) -> Callable[[Callable[[Phase], None]], LoadedModel]:
-    """A loader for the holder: resolve + fetch (verified), then load the runtime."""
+def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[[Callable[[Phase], None]], LoadedModel]:
+    """A loader for the holder: resolve + fetch (verified) into the cache, then load the runtime."""
+    cache = ArtifactCache(settings.cache_dir, settings.fetch_retries)
+    device = DeviceChoice(settings.device.value)
+    options = settings.store_options()
 
     def load(set_phase: Callable[[Phase], None]) -> LoadedModel:
         set_phase(Phase.FETCHING)
@@ -64,17 +61,6 @@ def make_loader(
         return model
 
     return load
-
-
-def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[[Callable[[Phase], None]], LoadedModel]:
-    """``make_loader`` configured from the settings (cache, device, store options)."""
-    return make_loader(
-        uri,
-        ArtifactCache(settings.cache_dir, settings.fetch_retries),
-        DeviceChoice(settings.device.value),
-        settings.store_options(),
-        metrics,
-    )
 
 
 def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> dict[str, np.ndarray]:
