@@ -6,20 +6,18 @@ from flask import Flask, Response, jsonify
 
 from function.context import context
 from function.errors import error_response
-from function.holder import State
 
 
 def readiness() -> Response:
     """200 when READY; 503 with state, phase and reason otherwise."""
     holder = context().holder
-    status = holder.status()
     model = holder.model
     if model is not None:
         return jsonify(
             {"state": "READY", "model": model.name, "version": model.version, "device": model.runtime.device}
         )
-    if status.state is State.IDLE:
-        holder.start()  # lazy mode: the platform's first probe counts as the first request
+    holder.start()  # lazy mode: the platform's first probe counts as the first request (idempotent)
+    status = holder.status()
     reason = status.reason or f"model is {status.phase.value}"
     response = error_response(503, reason, reason=reason, state=status.state.value, phase=status.phase.value)
     if status.retry_in is not None:

@@ -51,7 +51,8 @@ def model_ready(name: str, model_version: str | None = None) -> Response:
     if model is None or (model_version is not None and model_version != model.version):
         if model is not None:
             raise ModelNotFound(f"unknown version of {name!r}; this server serves version {model.version!r}")
-        return jsonify({"name": name, "ready": False}), 503  # type: ignore[return-value]
+        ctx.holder.start()  # lazy mode: a probe of this worker starts its load, as /readyz does
+        return jsonify({"name": name, "ready": False, "state": ctx.holder.status().state.value}), 503  # type: ignore[return-value]
     return jsonify({"name": name, "ready": True})
 
 

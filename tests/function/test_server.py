@@ -114,7 +114,11 @@ def test_tritonclient_v2_round_trip(server: Server):
     result = client.infer("lin", [inp], outputs=[out], model_version="1.0.0", request_id="r1")
     np.testing.assert_allclose(result.as_numpy("logits"), expected_logits(x), rtol=1e-6)
     assert result.get_response()["id"] == "r1"
-    assert client.is_server_ready() and client.is_model_ready("lin")
+    # Lazy mode, two workers: a worker not yet hit starts loading on its first probe, so poll (bounds a hang only).
+    deadline = time.monotonic() + 30
+    while not (client.is_server_ready() and client.is_model_ready("lin")):
+        assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+        time.sleep(0.05)
     meta = client.get_model_metadata("lin")
     assert meta["inputs"][0]["name"] == "features"
     assert client.get_server_metadata()["name"] == "modelfn"
