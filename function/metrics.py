@@ -34,6 +34,7 @@ class Metrics:
     artifact_downloads: Counter
     file_downloads: Counter
     fetch_bytes: Counter
+    cache_pruned_bytes: Counter
     fetch_seconds: Histogram
     load_seconds: Histogram
     load_failures: Counter
@@ -86,6 +87,9 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
         ),
         file_downloads=Counter("modelfn_fetch_files", "Artifact files downloaded", registry=registry),
         fetch_bytes=Counter("modelfn_fetch_bytes", "Artifact bytes downloaded", registry=registry),
+        cache_pruned_bytes=Counter(
+            "modelfn_cache_pruned_bytes", "Bytes freed from the artifact cache by pruning", registry=registry
+        ),
         fetch_seconds=Histogram(
             "modelfn_fetch_seconds", "Resolve + fetch phase", buckets=LOAD_BUCKETS, registry=registry
         ),

@@ -36,15 +36,17 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
         set_phase(Phase.FETCHING)
         started = time.perf_counter()
         try:
-            artifact = fetch(open_store(uri.store, options), uri, cache)
-            fetched = time.perf_counter()
-            set_phase(Phase.LOADING)
-            runtime = create_runtime(artifact.manifest.framework, device)
-            runtime.load(artifact)
+            with cache.in_use():  # the files must stay until the runtime has read them
+                artifact = fetch(open_store(uri.store, options), uri, cache)
+                fetched = time.perf_counter()
+                set_phase(Phase.LOADING)
+                runtime = create_runtime(artifact.manifest.framework, device)
+                runtime.load(artifact)
         except Exception:
             metrics.load_failures.inc()
             raise
         model = LoadedModel(artifact, runtime)
+        prune_cache(cache, settings.cache_keep_artifacts, metrics)
         metrics.record_load(model, artifact.stats, fetched - started, time.perf_counter() - fetched)
         log.info(
             "model ready",
@@ -61,6 +63,20 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
         return model
 
     return load
+
+
+def prune_cache(cache: ArtifactCache, keep: int, metrics: Metrics) -> None:
+    """Free the cache of artifacts beyond the ``keep`` most recent (Cloud Run's /tmp is memory)."""
+    if keep == 0:
+        return
+    try:
+        freed = cache.prune(keep)
+    except OSError as exc:  # a full or read-only cache must not fail a model that already loaded
+        log.warning("cache prune failed", extra={"fields": {"error": str(exc)}})
+        return
+    if freed:
+        metrics.cache_pruned_bytes.inc(freed)
+        log.info("cache pruned", extra={"fields": {"bytes_freed": freed, "kept": keep}})
 
 
 def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> dict[str, np.ndarray]:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     model_uri: str = Field(DEMO_MODEL_URI, description="Artifact URI: scheme://bucket/prefix/name@version|alias")
     device: Device = Field(Device.AUTO, description="auto | cpu | cuda; cuda fails loudly when unavailable")
     cache_dir: Path = Field(Path("/tmp/modelfn-cache"), description="Local artifact cache (keyed by digest)")  # noqa: S108
+    cache_keep_artifacts: int = Field(
+        2, ge=0, description="Artifacts the cache keeps after each load, most recently used first; 0 keeps all"
+    )
     load_mode: LoadMode = Field(LoadMode.EAGER, description="eager: load at worker boot; lazy: on first request")
     load_wait_seconds: float = Field(10.0, ge=0, description="How long a request waits for a loading model")
     load_retry_seconds: float = Field(30.0, gt=0, description="Delay before retrying a failed load")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from loader.stores.base import Store
 
 LOCK_TIMEOUT_SECONDS = 900.0
 COMPLETE_MARKER = ".complete"
+USE_LOCK = ".in-use.lock"
 
 
 @dataclass
@@ -41,16 +45,50 @@ class ArtifactCache:
         """Where a verified blob lives."""
         return self.blobs / sha256
 
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """A shared claim on the cache (any number of holders, any process): prune() never runs under one."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            claim = open(self.root / USE_LOCK, "a")  # noqa: SIM115 (closed by the with below)
+        except OSError:  # a read-only, pre-filled cache: nothing can prune it, so there is nothing to guard
+            yield
+            return
+        with claim:
+            fcntl.flock(claim, fcntl.LOCK_SH)  # released when the file closes
+            yield
+
     def materialize(self, store: Store, manifest: Manifest, manifest_bytes: bytes, stats: FetchStats) -> Path:
         """Ensure every file of the manifest is cached and return the artifact's directory."""
         digest = hashlib.sha256(manifest_bytes).hexdigest()
         view = self.views / digest
-        if (view / COMPLETE_MARKER).exists():
-            return view
-        prefix = f"{manifest.name}/{manifest.version}"
-        for entry in manifest.files:
-            self.ensure_blob(store, f"{prefix}/{entry.path}", entry, stats)
-        return self._build_view(view, manifest, manifest_bytes)
+        with self.in_use():
+            if (view / COMPLETE_MARKER).exists():
+                with suppress(OSError):  # read-only caches have no recency to keep
+                    os.utime(view)  # the view's mtime is its last use, which prune() ranks by
+                return view
+            prefix = f"{manifest.name}/{manifest.version}"
+            for entry in manifest.files:
+                self.ensure_blob(store, f"{prefix}/{entry.path}", entry, stats)
+            return self._build_view(view, manifest, manifest_bytes)
+
+    def prune(self, keep: int) -> int:
+        """Keep the ``keep`` most recently used artifacts, delete the rest; bytes freed (0 if the cache is busy)."""
+        if not self.root.is_dir():
+            return 0
+        with open(self.root / USE_LOCK, "a") as claim:
+            try:
+                fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # someone is fetching or loading; the next load prunes instead
+            views = [v for v in _children(self.views) if (v / COMPLETE_MARKER).exists()]
+            views.sort(key=lambda v: v.stat().st_mtime, reverse=True)
+            kept = views[: max(keep, 0)]
+            referenced = {entry.sha256 for view in kept for entry in _manifest_of(view).files}
+            # Under the exclusive claim nobody is building or downloading, so partial leftovers are stale too.
+            doomed = [v for v in _children(self.views) if v not in kept]
+            doomed += [b for b in _children(self.blobs) if b.name.split(".lock")[0] not in referenced]
+            return sum(_remove(path) for path in doomed)
 
     def ensure_blob(self, store: Store, key: str, entry: FileEntry, stats: FetchStats) -> Path:
         """Download one file once per container: other workers wait on the lock, then reuse it."""
@@ -119,6 +157,27 @@ def _is_valid(path: Path, entry: FileEntry) -> bool:
         return path.stat().st_size == entry.size
     except FileNotFoundError:
         return False
+
+
+def _manifest_of(view: Path) -> Manifest:
+    return Manifest.model_validate_json((view / MANIFEST_FILE).read_bytes())
+
+
+def _children(directory: Path) -> list[Path]:
+    return list(directory.iterdir()) if directory.is_dir() else []
+
+
+def _remove(path: Path) -> int:
+    """Delete a file or tree; the bytes really freed (a hard link's data stays while another link does)."""
+    files = [path] if not path.is_dir() else [Path(d, f) for d, _, names in os.walk(path) for f in names]
+    freed = 0
+    for file in files:
+        info = file.lstat()
+        freed += info.st_size if info.st_nlink == 1 else 0
+        file.unlink()
+    if path.is_dir():
+        shutil.rmtree(path)
+    return freed
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

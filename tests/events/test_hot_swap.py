@@ -124,3 +124,21 @@ def test_polling_picks_up_an_alias_move(make_settings, published, store_dir, tmp
         assert client.post("/v1/models/lin:predict", json=X).get_json()["model_version"] == "2.0.0"
     finally:
         app.extensions["modelfn.events"].updater.stop()
+
+
+def test_a_swap_prunes_the_old_version_from_the_cache(make_settings, published, store_dir, tmp_path):
+    settings = make_settings(model_uri=f"{published}/lin@latest", model_poll_seconds=0.05, cache_keep_artifacts=1)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        wait_ready(client)
+        (old_view,) = (settings.cache_dir / "artifacts").iterdir()
+        other = linear_onnx(tmp_path / "v2.onnx", bias=np.array([5.0, 5.0, 5.0]))
+        publish_model(store_dir.as_uri(), other, version="2.0.0")
+        wait_version(client, "2.0.0")
+        assert client.post("/v1/models/lin:predict", json=X).status_code == 200
+        assert not old_view.exists() and len(list((settings.cache_dir / "artifacts").iterdir())) == 1
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert "modelfn_cache_pruned_bytes_total" in metrics and "modelfn_cache_pruned_bytes_total 0.0" not in metrics
+    finally:
+        app.extensions["modelfn.events"].updater.stop()
