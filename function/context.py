@@ -48,7 +48,7 @@ def json_body(allow_untyped: bool = False) -> Any:
     ``allow_untyped`` accepts a body with no Content-Type at all, as the V2 clients send one.
     """
     if "Inference-Header-Content-Length" in request.headers:
-        raise UnsupportedMediaType("the V2 binary tensor extension is not supported; send JSON tensors")
+        raise UnsupportedMediaType("the binary tensor extension is accepted by the V2 infer endpoint only")
     if request.mimetype != "application/json" and not (allow_untyped and not request.mimetype):
         raise UnsupportedMediaType("Content-Type must be application/json")
     body = request.get_json(silent=True, force=True)

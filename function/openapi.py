@@ -45,6 +45,12 @@ def _op(
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 VERSION = {"name": "model_version", "in": "path", "required": True, "schema": {"type": "string"}}
 INFER_ERRORS = (400, 404, 413, 415, 503)
+BINARY_EXTENSION = (
+    "JSON tensors, or the binary tensor extension: an `Inference-Header-Content-Length` header gives the length "
+    "of the JSON document that starts the body; inputs with `parameters.binary_data_size` follow it as raw "
+    "little-endian bytes, in input order. Outputs asked for with `parameters.binary_data` (or the request's "
+    "`parameters.binary_data_output`) come back the same way, with the same header on the response."
+)
 
 
 def _events_path() -> dict[str, Any]:
@@ -120,12 +126,11 @@ def build_spec() -> dict[str, Any]:
     ):
         paths[base] = {"get": _op("V2 model metadata", errors=(404, 503)), "parameters": params}
         paths[f"{base}/ready"] = {"get": _op("V2 model readiness", errors=(404, 503)), "parameters": params}
-        paths[f"{base}/infer"] = {
-            "post": _op(
-                "V2 inference (JSON tensors)", body=V2InferRequest, response=V2InferResponse, errors=INFER_ERRORS
-            ),
-            "parameters": params,
-        }
+        infer = _op("V2 inference", body=V2InferRequest, response=V2InferResponse, errors=INFER_ERRORS)
+        infer["description"] = BINARY_EXTENSION
+        infer["requestBody"]["content"]["application/octet-stream"] = {"schema": {"type": "string"}}
+        infer["responses"]["200"]["content"]["application/octet-stream"] = {"schema": {"type": "string"}}
+        paths[f"{base}/infer"] = {"post": infer, "parameters": params}
     paths["/events"] = EVENTS_PATH
     models = (ErrorBody, PredictRequest, PredictResponse, V2InferRequest, V2InferResponse)
     schemas: dict[str, Any] = {}

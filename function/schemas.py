@@ -29,18 +29,18 @@ V2Datatype = Literal[
 
 
 class V2Tensor(BaseModel):
-    """A tensor in the Open Inference Protocol's JSON form (row-major ``data``, flat or nested)."""
+    """A tensor: row-major ``data`` (flat or nested), or ``parameters.binary_data_size`` raw bytes after the JSON."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=256)
     shape: list[int] = Field(max_length=16)
     datatype: V2Datatype
     parameters: dict[str, Any] | None = None
-    data: list[Any]
+    data: list[Any] | None = None
 
 
 class V2RequestedOutput(BaseModel):
-    """An output the client asks for (``parameters`` such as binary_data are accepted, JSON is returned)."""
+    """An output the client asks for; ``parameters.binary_data`` picks the binary extension for it."""
 
     name: str
     parameters: dict[str, Any] | None = None
@@ -99,6 +99,8 @@ def decode_tensor(tensor: V2Tensor) -> np.ndarray:
         raise RequestError(f"input {tensor.name!r}: BYTES tensors are not supported by this server")
     if any(d < 0 for d in tensor.shape):
         raise RequestError(f"input {tensor.name!r}: shape dimensions must be >= 0")
+    if tensor.data is None:
+        raise RequestError(f"input {tensor.name!r}: no data")
     dtype = V2_TO_NUMPY[tensor.datatype]
     try:
         raw = np.asarray(tensor.data)

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from function.binary import decode_inputs, encode_output, wants_binary
 from function.errors import RequestError
 from function.holder import LoadedModel, Phase
 from function.metrics import Metrics
-from function.schemas import V2InferRequest, decode_tensor, encode_tensor
+from function.schemas import V2InferRequest
 from function.settings import Settings
 from loader.artifacts import fetch
 from loader.cache import ArtifactCache
@@ -86,21 +87,27 @@ def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> 
         return model.runtime.predict(ordered)
 
 
-def infer_v2(model: LoadedModel, request: V2InferRequest, metrics: Metrics) -> dict[str, Any]:
-    """One Open Inference Protocol request -> its response body (raw tensors, no pre/post-processing)."""
+def infer_v2(
+    model: LoadedModel, request: V2InferRequest, metrics: Metrics, blob: bytes = b"", binary: bool = False
+) -> tuple[dict[str, Any], list[bytes]]:
+    """One Open Inference Protocol request -> (response body, raw output tensors); no pre/post-processing.
+
+    ``blob`` holds binary-extension inputs; with ``binary`` the outputs that ask for it come back raw.
+    """
     check_names(model.artifact.manifest.inputs, [t.name for t in request.inputs])
-    outputs = run(model, {t.name: decode_tensor(t) for t in request.inputs}, metrics)
+    outputs = run(model, decode_inputs(request.inputs, blob), metrics)
     wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
     if any(n not in outputs for n in wanted):
         raise RequestError(f"unknown output name(s) requested; the model returns {list(outputs)}")
-    body: dict[str, Any] = {
-        "model_name": model.name,
-        "model_version": model.version,
-        "outputs": [encode_tensor(n, outputs[n], v2_datatype(outputs[n].dtype)) for n in wanted],
-    }
+    blobs: list[bytes] = []
+    encoded = []
+    for n in wanted:
+        raw_to = blobs if binary and wants_binary(request, n) else None
+        encoded.append(encode_output(n, outputs[n], v2_datatype(outputs[n].dtype), raw_to))
+    body: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": encoded}
     if request.id is not None:
         body["id"] = request.id
-    return body
+    return body, blobs
 
 
 def instances_to_arrays(model: LoadedModel, instances: list[Any]) -> dict[str, np.ndarray]:

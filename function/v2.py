@@ -1,11 +1,12 @@
-"""Open Inference Protocol (KServe V2) REST endpoints, JSON tensors."""
+"""Open Inference Protocol (KServe V2) REST endpoints: JSON tensors and the binary tensor extension."""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 
+from function import binary
 from function.context import context, json_body, model_for
 from function.errors import ModelNotFound
 from function.schemas import V2InferRequest, parse
@@ -57,9 +58,15 @@ def model_ready(name: str, model_version: str | None = None) -> Response:
 
 
 def infer(name: str, model_version: str | None = None) -> Response:
-    """Run one inference request."""
-    request = parse(V2InferRequest, json_body(allow_untyped=True))
-    return jsonify(infer_v2(model_for(name, model_version), request, context().metrics))
+    """Run one inference request: JSON tensors, or the binary tensor extension (as tritonclient sends by default)."""
+    header_length = request.headers.get(binary.HEADER)
+    if header_length is None:
+        document, blob = json_body(allow_untyped=True), b""
+    else:
+        document, blob = binary.split_body(request.get_data(), header_length)
+    infer_request = parse(V2InferRequest, document)
+    body, blobs = infer_v2(model_for(name, model_version), infer_request, context().metrics, blob, binary=True)
+    return binary.respond(body, blobs)
 
 
 def init_app(app: Flask) -> None:

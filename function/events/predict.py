@@ -65,7 +65,7 @@ class Predictor:
 
     def _v2(self, line: Line) -> dict[str, Any]:
         try:
-            body = infer_v2(self._model, parse(V2InferRequest, line.value), self._metrics)
+            body, _ = infer_v2(self._model, parse(V2InferRequest, line.value), self._metrics)  # JSON only
         except (InferenceInputError, RequestError) as exc:
             raise InferenceInputError(f"line {line.number}: {exc}") from None
         return {"line": line.number, **body}

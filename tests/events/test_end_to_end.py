@@ -43,7 +43,11 @@ def puts(recorder, suffix):
 
 def test_jsonl_input_produces_output_for_every_delivery_format(setup):
     backend, client, outputs = setup
-    v2_line = {"id": "r1", "inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": ROWS[0]}]}
+    v2_line = {
+        "id": "r1",
+        "inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": ROWS[0]}],
+        "parameters": {"binary_data_output": True},  # a JSONL output has no room for raw bytes: still JSON
+    }
     for mode in MODES[backend.scheme]:
         key = f"inputs/day 1/{mode}.jsonl"
         version = upload(backend, key, jsonl(ROWS[0], ROWS[1]) + b"\n" + jsonl(v2_line, ROWS[2]))
@@ -60,6 +64,7 @@ def test_jsonl_input_produces_output_for_every_delivery_format(setup):
         assert records[0] == {"line": 1, "prediction": preds[0]}
         assert records[1] == {"line": 2, "prediction": preds[1]}
         assert records[2]["line"] == 4 and records[2]["id"] == "r1" and records[2]["outputs"][0]["name"] == "logits"
+        assert len(records[2]["outputs"][0]["data"]) == 3
         assert records[3] == {"line": 5, "prediction": preds[2]}
 
 

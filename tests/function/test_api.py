@@ -217,14 +217,10 @@ def test_error_bodies_do_not_echo_request_data(client):
     assert r.status_code == 400 and "SECRET-NAME-123" not in r.get_data(as_text=True)
 
 
-def test_v2_binary_extension_is_refused_and_untyped_json_accepted(client):
-    r = client.post(
-        V2,
-        data=b"{}",
-        content_type="application/octet-stream",
-        headers={"Inference-Header-Content-Length": "2"},
-    )
-    assert r.status_code == 415 and "binary" in r.get_json()["error"]
+def test_untyped_json_is_accepted_by_v2_only_and_binary_by_v2_only(client):
     r = client.post(V2, data=json.dumps(_v2()).encode())  # V2 clients send JSON without a Content-Type
     assert r.status_code == 200
     assert client.post(V1, data=json.dumps({"instances": X}).encode()).status_code == 415
+    body = json.dumps({"instances": X}).encode()
+    r = client.post(V1, data=body, headers={"Inference-Header-Content-Length": str(len(body))})
+    assert r.status_code == 415 and "V2 infer endpoint only" in r.get_json()["error"]

@@ -102,7 +102,7 @@ def test_burst_across_workers_downloads_once(server: Server):
     assert server.metric("modelfn_start_to_ready_seconds") > 0
 
 
-def test_tritonclient_v2_round_trip(server: Server):
+def test_tritonclient_v2_round_trip_json_and_binary(server: Server):
     import tritonclient.http as httpclient
 
     client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
@@ -114,6 +114,11 @@ def test_tritonclient_v2_round_trip(server: Server):
     result = client.infer("lin", [inp], outputs=[out], model_version="1.0.0", request_id="r1")
     np.testing.assert_allclose(result.as_numpy("logits"), expected_logits(x), rtol=1e-6)
     assert result.get_response()["id"] == "r1"
+    binary_in = httpclient.InferInput("features", list(x.shape), "FP32")
+    binary_in.set_data_from_numpy(x)  # the client's default: the binary tensor extension
+    binary = client.infer("lin", [binary_in])  # no outputs named: the client asks for all of them binary
+    np.testing.assert_allclose(binary.as_numpy("logits"), expected_logits(x), rtol=1e-6)
+    assert "binary_data_size" in binary.get_output("logits")["parameters"]
     # Lazy mode, two workers: a worker not yet hit starts loading on its first probe, so poll (bounds a hang only).
     deadline = time.monotonic() + 30
     while not (client.is_server_ready() and client.is_model_ready("lin")):

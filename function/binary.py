@@ -1,0 +1,108 @@
+"""The Open Inference Protocol's binary tensor extension: a JSON header, then raw little-endian tensors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from flask import Response, jsonify
+
+from function.errors import RequestError
+from function.schemas import V2InferRequest, V2Tensor, decode_tensor, encode_tensor
+from loader.signature import V2_TO_NUMPY
+
+HEADER = "Inference-Header-Content-Length"
+
+
+def split_body(raw: bytes, header_length: str) -> tuple[Any, bytes]:
+    """A binary-extension body -> (its JSON header document, the raw tensor bytes after it)."""
+    try:
+        length = int(header_length)
+    except ValueError:
+        raise RequestError(f"{HEADER} must be an integer") from None
+    if not 0 < length <= len(raw):
+        raise RequestError(f"{HEADER} must be between 1 and the body's length ({len(raw)} bytes)")
+    try:
+        header = json.loads(raw[:length])
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(f"the first {HEADER} bytes of the body are not valid JSON") from None
+    if not isinstance(header, dict):
+        raise RequestError("request body must be a JSON object")
+    return header, raw[length:]
+
+
+def decode_inputs(inputs: list[V2Tensor], blob: bytes) -> dict[str, np.ndarray]:
+    """JSON and binary inputs -> arrays; binary ones take their bytes from ``blob``, in input order."""
+    arrays, offset = {}, 0
+    for tensor in inputs:
+        size = _binary_size(tensor)
+        if size is None:
+            arrays[tensor.name] = decode_tensor(tensor)
+            continue
+        if offset + size > len(blob):
+            raise RequestError(f"input {tensor.name!r}: binary_data_size runs past the binary data sent")
+        arrays[tensor.name] = _from_bytes(tensor, blob[offset : offset + size])
+        offset += size
+    if offset != len(blob):
+        raise RequestError(f"{len(blob) - offset} bytes of binary data are not claimed by any input")
+    return arrays
+
+
+def wants_binary(request: V2InferRequest, name: str) -> bool:
+    """An output's own ``binary_data`` parameter wins over the request's ``binary_data_output``."""
+    for output in request.outputs or []:
+        if output.name == name and output.parameters and "binary_data" in output.parameters:
+            return output.parameters["binary_data"] is True
+    return (request.parameters or {}).get("binary_data_output") is True
+
+
+def encode_output(name: str, array: np.ndarray, datatype: str, blobs: list[bytes] | None) -> dict[str, Any]:
+    """A JSON tensor, or (``blobs`` given) a header entry whose raw bytes are appended to ``blobs``."""
+    if blobs is None:
+        return encode_tensor(name, array, datatype)
+    if datatype == "BYTES":
+        raise RequestError(f"output {name!r}: BYTES tensors cannot be sent as binary data by this server")
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    blobs.append(data)
+    parameters = {"binary_data_size": len(data)}
+    return {"name": name, "datatype": datatype, "shape": list(array.shape), "parameters": parameters}
+
+
+def respond(body: dict[str, Any], blobs: list[bytes]) -> Response:
+    """Plain JSON when no output is binary; else the JSON header, the raw tensors, and the header's length."""
+    if not blobs:
+        return jsonify(body)
+    header = json.dumps(body, separators=(",", ":")).encode()
+    response = Response(b"".join([header, *blobs]), mimetype="application/octet-stream")
+    response.headers[HEADER] = str(len(header))
+    return response
+
+
+def _binary_size(tensor: V2Tensor) -> int | None:
+    size = (tensor.parameters or {}).get("binary_data_size")
+    if size is None:
+        if tensor.data is None:
+            raise RequestError(f"input {tensor.name!r}: send data, or parameters.binary_data_size with binary data")
+        return None
+    if type(size) is not int or size < 0:
+        raise RequestError(f"input {tensor.name!r}: parameters.binary_data_size must be an integer >= 0")
+    if tensor.data is not None:
+        raise RequestError(f"input {tensor.name!r}: send either data or parameters.binary_data_size, not both")
+    return size
+
+
+def _from_bytes(tensor: V2Tensor, raw: bytes) -> np.ndarray:
+    if tensor.datatype == "BYTES":
+        raise RequestError(f"input {tensor.name!r}: BYTES tensors are not supported by this server")
+    if any(d < 0 for d in tensor.shape):
+        raise RequestError(f"input {tensor.name!r}: shape dimensions must be >= 0")
+    dtype = V2_TO_NUMPY[tensor.datatype]
+    expected = int(np.prod(tensor.shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise RequestError(
+            f"input {tensor.name!r}: {len(raw)} bytes of binary data do not fill shape {tensor.shape} "
+            f"of {tensor.datatype} ({expected} bytes)"
+        )
+    # The extension's byte order is little-endian; astype also copies into a writable, native array.
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(tensor.shape)
