@@ -9,8 +9,7 @@ import numpy as np
 from flask import Response, jsonify
 
 from function.errors import RequestError
-from function.schemas import V2InferRequest, V2Tensor, decode_tensor, encode_tensor
-from loader.signature import V2_TO_NUMPY
+from function.schemas import V2InferRequest, V2Tensor, decode_tensor, encode_tensor, tensor_dtype
 
 HEADER = "Inference-Header-Content-Length"
 
@@ -93,11 +92,7 @@ def _binary_size(tensor: V2Tensor) -> int | None:
 
 
 def _from_bytes(tensor: V2Tensor, raw: bytes) -> np.ndarray:
-    if tensor.datatype == "BYTES":
-        raise RequestError(f"input {tensor.name!r}: BYTES tensors are not supported by this server")
-    if any(d < 0 for d in tensor.shape):
-        raise RequestError(f"input {tensor.name!r}: shape dimensions must be >= 0")
-    dtype = V2_TO_NUMPY[tensor.datatype]
+    dtype = tensor_dtype(tensor)
     expected = int(np.prod(tensor.shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
         raise RequestError(

@@ -93,15 +93,20 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         raise RequestError(f"invalid request: {first_problem(exc, 'body')}") from None
 
 
-def decode_tensor(tensor: V2Tensor) -> np.ndarray:
-    """JSON tensor -> numpy array of the declared datatype and shape."""
+def tensor_dtype(tensor: V2Tensor) -> np.dtype:
+    """The numpy dtype of an input tensor whose datatype and shape this server can take."""
     if tensor.datatype == "BYTES":
         raise RequestError(f"input {tensor.name!r}: BYTES tensors are not supported by this server")
     if any(d < 0 for d in tensor.shape):
         raise RequestError(f"input {tensor.name!r}: shape dimensions must be >= 0")
+    return V2_TO_NUMPY[tensor.datatype]
+
+
+def decode_tensor(tensor: V2Tensor) -> np.ndarray:
+    """JSON tensor -> numpy array of the declared datatype and shape."""
+    dtype = tensor_dtype(tensor)
     if tensor.data is None:
         raise RequestError(f"input {tensor.name!r}: no data")
-    dtype = V2_TO_NUMPY[tensor.datatype]
     try:
         raw = np.asarray(tensor.data)
     except ValueError:
