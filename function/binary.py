@@ -60,8 +60,6 @@ def encode_output(name: str, array: np.ndarray, datatype: str, blobs: list[bytes
     """A JSON tensor, or (``blobs`` given) a header entry whose raw bytes are appended to ``blobs``."""
     if blobs is None:
         return encode_tensor(name, array, datatype)
-    if datatype == "BYTES":
-        raise RequestError(f"output {name!r}: BYTES tensors cannot be sent as binary data by this server")
     data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
     blobs.append(data)
     parameters = {"binary_data_size": len(data)}

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app, g, request
 
+from function.binary import HEADER as BINARY_HEADER
 from function.errors import ModelNotFound, RequestError, UnsupportedMediaType
 from function.holder import LoadedModel, ModelHolder
 from function.metrics import Metrics
@@ -47,7 +48,7 @@ def json_body(allow_untyped: bool = False) -> Any:
 
     ``allow_untyped`` accepts a body with no Content-Type at all, as the V2 clients send one.
     """
-    if "Inference-Header-Content-Length" in request.headers:
+    if BINARY_HEADER in request.headers:
         raise UnsupportedMediaType("the binary tensor extension is accepted by the V2 infer endpoint only")
     if request.mimetype != "application/json" and not (allow_untyped and not request.mimetype):
         raise UnsupportedMediaType("Content-Type must be application/json")

@@ -84,7 +84,8 @@ class ArtifactCache:
             views = [v for v in _children(self.views) if (v / COMPLETE_MARKER).exists()]
             views.sort(key=lambda v: v.stat().st_mtime, reverse=True)
             kept = views[: max(keep, 0)]
-            referenced = {entry.sha256 for view in kept for entry in _manifest_of(view).files}
+            manifests = [Manifest.from_json((view / MANIFEST_FILE).read_bytes()) for view in kept]
+            referenced = {entry.sha256 for manifest in manifests for entry in manifest.files}
             # Under the exclusive claim nobody is building or downloading, so partial leftovers are stale too.
             doomed = [v for v in _children(self.views) if v not in kept]
             doomed += [b for b in _children(self.blobs) if b.name.split(".lock")[0] not in referenced]
@@ -157,10 +158,6 @@ def _is_valid(path: Path, entry: FileEntry) -> bool:
         return path.stat().st_size == entry.size
     except FileNotFoundError:
         return False
-
-
-def _manifest_of(view: Path) -> Manifest:
-    return Manifest.model_validate_json((view / MANIFEST_FILE).read_bytes())
 
 
 def _children(directory: Path) -> list[Path]:
