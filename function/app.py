@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app for one model; loading starts now (eager) or on the first request (lazy)."""
     settings = settings or load_settings()
     request_log.configure_logging(settings.log_level)
-    app = Flask("modelfn")
+    app = Flask("modelfn", static_folder=None)  # no /static route serving files from the working directory
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from function.holder import ModelNotReady
+from function.holder import ModelNotReady, Status
 from loader import errors as le
 
 log = logging.getLogger("modelfn.errors")
@@ -17,21 +17,19 @@ RETRY_AFTER_SECONDS = 10
 
 
 class RequestError(Exception):
-    """A request the client got wrong; the message must not echo request data."""
-
-    status = 400
+    """A request the client got wrong (400 unless a more specific row says otherwise); never echoes request data."""
 
 
 class UnsupportedMediaType(RequestError):
-    status = 415
+    """A Content-Type the endpoint does not take."""
 
 
 class ModelNotFound(RequestError):
-    status = 404
+    """A model name or version this server does not serve."""
 
 
 class Unauthorized(RequestError):
-    status = 401
+    """Missing or wrong credentials for ``/events``."""
 
 
 class MalformedEvent(RequestError):
@@ -41,41 +39,66 @@ class MalformedEvent(RequestError):
 class EventRefused(RequestError):
     """An event for a bucket, prefix or key outside the configuration: refused before any storage call."""
 
-    status = 403
-
 
 class EventInProgress(le.StoreUnavailable):
     """Another delivery of the same object version holds the claim: the platform should retry later."""
 
 
-# One table, most specific first (KServe's exception_handlers, flattened).
-STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
-    (ModelNotReady, 503),
-    (Unauthorized, 401),  # missing or wrong X-Modelfn-Event-Secret
-    (EventRefused, 403),  # bucket/prefix/key not configured (never fetched)
-    (MalformedEvent, 400),
-    (EventInProgress, 503),  # with Retry-After
-    (RequestError, 400),  # subclasses carry their own status
-    (le.InferenceInputError, 400),
-    (le.InvalidURI, 400),
-    (le.ArtifactNotFound, 404),
-    (le.AlreadyExists, 409),
-    (le.StoreUnavailable, 503),
-    (le.DigestMismatch, 502),
-    (le.ManifestInvalid, 502),
-    (le.ModelExecutionError, 500),
-    (le.ModelfnError, 500),
+class Row(NamedTuple):
+    """One mapping: the error kind, its status and, for server faults, the message clients see instead."""
+
+    kind: type[Exception]
+    status: int
+    public: str | None = None  # None: the exception's own (client-safe) message
+
+
+# The one table, most specific first (KServe's exception_handlers, flattened); a test checks that no
+# row is shadowed by an earlier, more general one. 5xx rows carry a fixed public message: the detail
+# (store URIs, keys, digests) goes to the log only.
+STATUS_BY_ERROR: list[Row] = [
+    Row(ModelNotReady, 503, "the model is not ready; retry later"),
+    Row(Unauthorized, 401),  # missing or wrong X-Modelfn-Event-Secret
+    Row(EventRefused, 403),  # bucket/prefix/key not configured (never fetched)
+    Row(ModelNotFound, 404),
+    Row(UnsupportedMediaType, 415),
+    Row(MalformedEvent, 400),
+    Row(RequestError, 400),
+    Row(EventInProgress, 503, "another delivery of this object version is being processed; retry later"),
+    Row(le.InferenceInputError, 400),
+    Row(le.InvalidURI, 400),
+    Row(le.ArtifactNotFound, 404),
+    Row(le.AlreadyExists, 409),
+    Row(le.StoreUnavailable, 503, "storage is temporarily unavailable; retry later"),
+    Row(le.DigestMismatch, 502, "the model artifact failed verification"),
+    Row(le.ManifestInvalid, 502, "the model artifact's manifest is invalid"),
+    Row(le.UnsupportedDatatype, 500, "the model produced an output datatype this server cannot encode"),
+    Row(le.ModelExecutionError, 500, "the model failed to run on this request"),  # a server fault, retried
+    Row(le.ModelfnError, 500, "internal error"),
 ]
+UNKNOWN = Row(Exception, 500, "internal error")
 
 
-def status_for(exc: Exception) -> int:
+def row_for(exc: BaseException) -> Row:
+    """The first (most specific) row matching ``exc``."""
+    return next((row for row in STATUS_BY_ERROR if isinstance(exc, row.kind)), UNKNOWN)
+
+
+def status_for(exc: BaseException) -> int:
     """HTTP status for a typed error (500 for anything unknown)."""
-    if isinstance(exc, RequestError):
-        return exc.status
-    for kind, status in STATUS_BY_ERROR:
-        if isinstance(exc, kind):
-            return status
-    return 500
+    return row_for(exc).status
+
+
+def public_message(exc: BaseException) -> str:
+    """What a client may read about ``exc``: its own message for 4xx, a fixed one for server faults."""
+    row = row_for(exc)
+    return row.public if row.public is not None else str(exc)
+
+
+def public_reason(status: Status) -> str:
+    """A not-ready reason safe for anonymous callers (the load's own error is in the log)."""
+    if status.reason:
+        return f"the model failed to load (phase {status.phase.value}); the function's log has the reason"
+    return f"model is {status.phase.value}"
 
 
 def error_response(status: int, message: str, **extra: Any) -> Response:
@@ -87,7 +110,7 @@ def error_response(status: int, message: str, **extra: Any) -> Response:
 
 def _not_ready(exc: ModelNotReady) -> Response:
     st = exc.status
-    response = error_response(503, str(exc), state=st.state.value, phase=st.phase.value)
+    response = error_response(503, public_reason(st), state=st.state.value, phase=st.phase.value)
     response.headers["Retry-After"] = str(max(1, math.ceil(st.retry_in or 1)))
     return response
 
@@ -96,7 +119,7 @@ def _typed(exc: Exception) -> Response:
     status = status_for(exc)
     if status >= 500:
         log.error("request failed: %s: %s", type(exc).__name__, exc)
-    response = error_response(status, str(exc))
+    response = error_response(status, public_message(exc))
     if status == 503:  # transient (storage, a held claim): tell platforms and clients when to retry
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from flask import Flask, Response
 from prometheus_client import (
@@ -21,6 +22,19 @@ from loader.cache import FetchStats
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# Label values a client cannot choose: anything else is "other" (one series, not one per request).
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+STATUS_CODES = frozenset(int(s) for s in HTTPStatus)
+
+
+def method_label(method: str) -> str:
+    """The request method if it is a standard one, else ``other``."""
+    return method if method in HTTP_METHODS else "other"
+
+
+def status_label(code: int) -> str:
+    """The status code if it is a registered one, else ``other``."""
+    return str(code) if code in STATUS_CODES else "other"
 
 
 @dataclass

@@ -12,13 +12,14 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from function.metrics import Metrics
+from function.metrics import Metrics, method_label, status_label
 
 access_log = logging.getLogger("modelfn.access")
 
 # Only well-formed ids are logged: a header must not be able to inject text into the log stream.
-TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
-CLOUD_TRACE_RE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=[01])?$")
+TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+CLOUD_TRACE_RE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=([01]))?$")
+CLOUD_TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 AMZN_ROOT_RE = re.compile(r"(?:^|;)Root=(1-[0-9a-f]{8}-[0-9a-f]{24})(?:;|$)")
 # Platforms poll these every few seconds; a 503 during a cold start is expected, and the load's own
 # outcome is logged by the model holder, so probe lines stay at DEBUG.
@@ -66,19 +67,41 @@ def configure_logging(level: str) -> None:
         root.propagate = False
 
 
+def trace_context(headers: Any) -> tuple[str | None, str | None, bool | None]:
+    """``(trace id, span id as 16 hex digits, sampled)`` from ``traceparent``, ``X-Cloud-Trace-Context`` or
+    ``X-Amzn-Trace-Id`` (the last has no span)."""
+    if m := TRACEPARENT_RE.match(headers.get("traceparent", "").strip()):
+        return m.group(1), m.group(2), bool(int(m.group(3), 16) & 1)
+    if m := CLOUD_TRACE_RE.match(headers.get("X-Cloud-Trace-Context", "").strip()):
+        span = int(m.group(2)) if m.group(2) else 0  # decimal in this header; Cloud Logging wants hex
+        sampled = {"1": True, "0": False}.get(m.group(3) or "")
+        return m.group(1).lower(), f"{span:016x}" if 0 < span < 2**64 else None, sampled
+    if m := AMZN_ROOT_RE.search(headers.get("X-Amzn-Trace-Id", "").strip()):
+        return m.group(1), None, None
+    return None, None, None
+
+
 def trace_id(headers: Any) -> str | None:
     """Trace id from W3C ``traceparent``, ``X-Cloud-Trace-Context`` or ``X-Amzn-Trace-Id``."""
-    if m := TRACEPARENT_RE.match(headers.get("traceparent", "").strip()):
-        return m.group(1)
-    if m := CLOUD_TRACE_RE.match(headers.get("X-Cloud-Trace-Context", "").strip()):
-        return m.group(1).lower()
-    if m := AMZN_ROOT_RE.search(headers.get("X-Amzn-Trace-Id", "").strip()):
-        return m.group(1)
-    return None
+    return trace_context(headers)[0]
+
+
+def cloud_logging_fields(headers: Any, project: str | None) -> dict[str, Any]:
+    """``trace_id`` always; Cloud Logging's trace, spanId and trace_sampled when the project is known."""
+    trace, span, sampled = trace_context(headers)
+    fields: dict[str, Any] = {"trace_id": trace}
+    if project and trace and CLOUD_TRACE_ID_RE.match(trace):  # X-Ray ids are not Cloud Trace ids
+        fields["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace}"
+        if span:
+            fields["logging.googleapis.com/spanId"] = span
+        if sampled is not None:
+            fields["logging.googleapis.com/trace_sampled"] = sampled
+    return fields
 
 
 def init_app(app: Flask, metrics: Metrics) -> None:
     """Time every request, count it, log it, and echo a request id."""
+    project = app.extensions["modelfn"].settings.google_cloud_project
 
     @app.before_request
     def _start() -> None:
@@ -90,16 +113,18 @@ def init_app(app: Flask, metrics: Metrics) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        # Every label comes from a fixed set: a client choosing methods or paths must not grow the series.
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        metrics.request_seconds.labels(route, request.method).observe(elapsed)
+        method = method_label(request.method)
+        metrics.requests.labels(route, method, status_label(response.status_code)).inc()
+        metrics.request_seconds.labels(route, method).observe(elapsed)
         response.headers["X-Request-Id"] = g.get("request_id", "")
         level = _severity(route, response.status_code)
         if not access_log.isEnabledFor(level):
             return response
         fields = {
             "httpRequest": {
-                "requestMethod": request.method,
+                "requestMethod": request.method[:16],
                 "requestUrl": request.path,
                 "status": response.status_code,
                 "latency": f"{elapsed:.6f}s",
@@ -108,13 +133,13 @@ def init_app(app: Flask, metrics: Metrics) -> None:
             "route": route,
             "latency_ms": round(elapsed * 1000, 3),
             "request_id": g.get("request_id"),
-            "trace_id": trace_id(request.headers),
             "model_version": g.get("model_version"),
+            **cloud_logging_fields(request.headers, project),
         }
         access_log.log(
             level,
             "%s %s %d",
-            request.method,
+            method,
             route,
             response.status_code,
             extra={"fields": fields},

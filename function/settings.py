@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -19,6 +20,16 @@ class Device(StrEnum):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
+
+
+class EventsAuth(StrEnum):
+    SECRET = "secret"  # noqa: S105 (a mode name): every POST /events must carry EVENTS_SECRET
+    PLATFORM = "platform"  # the platform authenticates callers (private Cloud Run + IAM invoker)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Project ids (6-30 chars) and legacy domain-scoped ids (example.com:project); the emulator uses "test".
+_PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9.:-]{0,99}$")
 
 
 class LoadMode(StrEnum):
@@ -48,7 +59,10 @@ class Settings(BaseSettings):
     threads: int = Field(4, gt=0, description="Threads per worker")
     timeout: int = Field(120, gt=0, description="Gunicorn worker timeout (seconds)")
     graceful_timeout: int = Field(25, gt=0, description="Seconds in-flight requests get after SIGTERM")
-    log_level: str = Field("info", description="Python log level for the service")
+    log_level: str = Field("info", description="debug | info | warning | error | critical")
+    google_cloud_project: str | None = Field(
+        None, description="Project id for Cloud Logging trace correlation (logging.googleapis.com/trace)"
+    )
     prometheus_multiproc_dir: Path | None = Field(
         None, description="prometheus_client's multiprocess dir; set by the Gunicorn config"
     )
@@ -61,6 +75,10 @@ class Settings(BaseSettings):
     )
     events_secret: str | None = Field(
         None, min_length=16, description="Shared secret POST /events requires in X-Modelfn-Event-Secret (>= 16 chars)"
+    )
+    events_auth: EventsAuth = Field(
+        EventsAuth.SECRET,
+        description="secret: /events needs EVENTS_SECRET; platform: the platform authenticates callers (IAM)",
     )
     events_batch_size: int = Field(256, gt=0, le=65536, description="Instances per predict() call in batch jobs")
     model_poll_seconds: float = Field(0.0, ge=0, description="Poll the model alias this often (0: never)")
@@ -76,6 +94,21 @@ class Settings(BaseSettings):
         except InvalidURI as exc:
             raise ValueError(str(exc)) from None
         return value.strip()
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")  # never echo the value
+        return level
+
+    @field_validator("google_cloud_project")
+    @classmethod
+    def _project(cls, value: str | None) -> str | None:
+        if value is not None and not _PROJECT_ID.match(value.strip()):
+            raise ValueError("GOOGLE_CLOUD_PROJECT must be a project id (lower-case letters, digits, '-')")
+        return value.strip() if value else None
 
     @field_validator("events_input_uri", "events_output_uri")
     @classmethod
@@ -93,8 +126,18 @@ class Settings(BaseSettings):
         inp, out = self.events_input_uri, self.events_output_uri
         if (inp is None) != (out is None):
             raise ValueError("set both EVENTS_INPUT_URI and EVENTS_OUTPUT_URI, or neither")
-        if inp and out and _inside(parse_store_uri(out), parse_store_uri(inp)):
-            raise ValueError("EVENTS_OUTPUT_URI must not lie inside EVENTS_INPUT_URI (outputs would trigger jobs)")
+        if inp and out:
+            inp_loc, out_loc = parse_store_uri(inp), parse_store_uri(out)
+            if _inside(out_loc, inp_loc) or _inside(inp_loc, out_loc):
+                raise ValueError(
+                    "EVENTS_OUTPUT_URI and EVENTS_INPUT_URI must not overlap (outputs would trigger jobs, "
+                    "or inputs would be taken for outputs)"
+                )
+        if inp and self.events_auth is EventsAuth.SECRET and not self.events_secret:
+            raise ValueError(
+                "events are enabled but unauthenticated: set EVENTS_SECRET, or EVENTS_AUTH=platform when "
+                "the platform authenticates callers (private Cloud Run with IAM)"
+            )
         return self
 
     def store_options(self) -> dict[str, str | None]:

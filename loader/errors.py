@@ -41,6 +41,10 @@ class StoreUnavailable(ModelfnError):
     retryable = True
 
 
+class ObjectChanged(ModelfnError):
+    """A read pinned to one object version (generation / ETag) found a different one: it was overwritten."""
+
+
 class DeviceUnavailable(ModelfnError):
     """The requested device (e.g. cuda) is not available in this process."""
 
@@ -55,6 +59,10 @@ class InferenceInputError(ModelfnError):
 
 class ModelExecutionError(ModelfnError):
     """The model itself failed on inputs that matched its signature (a server-side fault)."""
+
+
+class UnsupportedDatatype(ModelExecutionError):
+    """A tensor dtype the V2 protocol has no name for (a model output: the server's fault, not the client's)."""
 
 
 def first_problem(exc: ValidationError, root: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loader.errors import InferenceInputError
+from loader.errors import InferenceInputError, UnsupportedDatatype
 from loader.manifest import TensorSpec
 
 V2_TO_NUMPY: dict[str, np.dtype] = {
@@ -29,7 +29,7 @@ def v2_datatype(dtype: np.dtype) -> str:
     try:
         return NUMPY_TO_V2[np.dtype(dtype)]
     except KeyError:
-        raise InferenceInputError(f"unsupported tensor dtype {np.dtype(dtype).name}") from None
+        raise UnsupportedDatatype(f"unsupported tensor dtype {np.dtype(dtype).name}") from None
 
 
 def shape_matches(spec: list[int], shape: tuple[int, ...]) -> bool:

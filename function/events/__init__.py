@@ -8,6 +8,7 @@ from function.context import Context
 from function.events.batch import BatchRunner
 from function.events.routes import Events, handshake, receive
 from function.events.scope import Scope
+from function.events.spool import sweep
 from function.events.stores import StoreCache
 from function.events.updates import ModelUpdater
 
@@ -23,5 +24,7 @@ def init_app(app: Flask) -> None:
     app.extensions["modelfn.events"] = Events(scope, runner, updater)
     app.add_url_rule("/events", "events", receive, methods=["POST"], provide_automatic_options=False)
     app.add_url_rule("/events", "events_handshake", handshake, methods=["OPTIONS"], provide_automatic_options=False)
+    if scope.inputs is not None:
+        sweep()  # this worker may replace one that was killed mid-job: free its temp files now
     if ctx.settings.model_poll_seconds > 0:
         updater.start_polling(ctx.settings.model_poll_seconds)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 from function.context import Context
@@ -19,14 +15,28 @@ from function.events.marker import Marker
 from function.events.model import ObjectCreated
 from function.events.predict import Predictor
 from function.events.scope import Scope
+from function.events.spool import spooled_output, sweep
 from function.events.stores import StoreCache
 from function.holder import LoadedModel
-from loader.errors import ArtifactNotFound, InferenceInputError, ModelExecutionError, ModelfnError, StoreUnavailable
+from loader.errors import (
+    ArtifactNotFound,
+    InferenceInputError,
+    ModelfnError,
+    ObjectChanged,
+    StoreConfigError,
+    StoreUnavailable,
+)
 from loader.stores import Store
 
 log = logging.getLogger("modelfn.events")
-# Bad data, not a bad service: an error report is written and the delivery is acknowledged.
-PERMANENT = (InferenceInputError, RequestError, ModelExecutionError)
+# Bad data, not a bad service: an error report is written and the delivery is acknowledged. A model
+# that fails to run (ModelExecutionError: out of memory, a runtime fault) is the service's problem:
+# it propagates as a 5xx, the claim is released and the platform retries the delivery.
+PERMANENT = (InferenceInputError, RequestError)
+SUPERSEDED = "the object was overwritten after this event; the newer version's own event produces the output"
+
+
+FINAL_STATE = {"processed": "done", "error-report": "failed", "superseded": "superseded"}
 
 
 def output_key(relative: str) -> str:
@@ -82,20 +92,24 @@ class BatchRunner:
         except Exception:
             marker.release()
             raise
-        marker.finish("failed" if result["status"] == "error-report" else "done", **result)
+        marker.finish(FINAL_STATE[result["status"]], **result)
         log.info(f"batch job {result['status']}", extra={"fields": {**fields, **result}})
         return {"object": event.uri, **result}
 
     def _attempt(self, event: ObjectCreated, relative: str, outputs: Store, marker: Marker) -> dict[str, Any]:
         model = self._ctx.holder.get(self._ctx.settings.load_wait_seconds)
         meta = _metadata(event, model)
+        sweep()  # a worker killed mid-job (OOM, timeout) left its temp file behind: reclaim the memory
         try:
             fmt = input_format(relative)
-            with _temp_output() as (handle, path):
+            with spooled_output() as (handle, path):
                 handle.write(_dumps({"_modelfn": {**meta, "format": fmt}}))
                 records = self._predict(event, relative, fmt, model, handle, marker)
                 handle.flush()
                 outputs.put_file(output_key(relative), path)  # atomic: the object appears complete or not at all
+        except ObjectChanged as exc:
+            log.warning("input overwritten since its event; nothing written", extra={"fields": {"error": str(exc)}})
+            return {"status": "superseded", "reason": SUPERSEDED, "model_version": model.version}
         except PERMANENT as exc:
             report = {"_modelfn": meta, "error": str(exc), "kind": type(exc).__name__}
             outputs.put_bytes(error_key(relative), json.dumps(report, indent=2).encode())
@@ -117,7 +131,7 @@ class BatchRunner:
     ) -> int:
         assert self._scope.inputs is not None
         settings = self._ctx.settings
-        chunks = _source_chunks(self._stores.get(self._scope.inputs), relative)
+        chunks = _source_chunks(self._stores.get(self._scope.inputs), relative, event)
         predictor = Predictor(model, self._ctx.metrics, settings.events_batch_size)
         if fmt == "npy":
             batches = predictor.npy(iter_npy_rows(chunks, settings.events_batch_size))
@@ -138,23 +152,18 @@ def _public(exc: ModelfnError) -> ModelfnError:
     return type(exc)(f"{type(exc).__name__} while processing the event; see the function's logs")
 
 
-def _source_chunks(store: Store, relative: str) -> Iterator[bytes]:
+def _source_chunks(store: Store, relative: str, event: ObjectCreated) -> Iterator[bytes]:
+    """The bytes of exactly the version the event names (S3: its ETag; GCS: generation; Azure: eTag)."""
+    pin = event.etag if event.scheme == "s3" else event.version
+    if not pin:
+        raise InferenceInputError("the event names no ETag, so the object version it announced cannot be read")
+    read_version = getattr(store, "iter_version", None)
+    if read_version is None:
+        raise StoreConfigError(f"{event.scheme}:// stores cannot read a pinned object version")
     try:
-        yield from store.iter_chunks(relative)
+        yield from read_version(relative, pin)
     except ArtifactNotFound:
         raise InferenceInputError("the input object no longer exists (deleted before it was processed)") from None
-
-
-@contextmanager
-def _temp_output() -> Iterator[tuple[IO[str], Path]]:
-    """A local temp file (TMPDIR) the output is streamed into before one atomic upload."""
-    fd, name = tempfile.mkstemp(prefix="modelfn-output-", suffix=".jsonl")
-    path = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle, path
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def _metadata(event: ObjectCreated, model: LoadedModel) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Idempotency: one marker per source object version, claimed with a conditional create.
 
 The marker lives at ``<output prefix>/_modelfn/markers/<relative key>/<version>.json`` and moves
-through ``processing`` (a lease, refreshed while a job runs) to ``done`` or ``failed``. A duplicate
-delivery finds ``done``/``failed`` and writes nothing; one that arrives while another instance
-holds a fresh lease gets a 503 (the platform retries); an expired or released lease is taken over.
+through ``processing`` (a lease, refreshed while a job runs) to ``done``, ``failed`` or ``superseded``
+(the object was overwritten before its job read it). A duplicate delivery finds a final state and writes
+nothing; one that arrives while another instance holds a fresh lease gets a 503 (the platform
+retries); an expired or released lease is taken over.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from loader.errors import AlreadyExists, ArtifactNotFound, ModelfnError
 from loader.stores import Store
 
 MARKER_DIR = "_modelfn/markers"
-FINAL_STATES = ("done", "failed")
+FINAL_STATES = ("done", "failed", "superseded")
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = logging.getLogger("modelfn.events")
 

@@ -20,6 +20,8 @@ log = logging.getLogger("modelfn.events")
 # CloudEvents webhook abuse protection: the only sender we grant is Azure Event Grid.
 ALLOWED_ORIGINS = ("eventgrid.azure.net",)
 # Objects in the model area that publish a version or move an alias.
+# Event Grid marks its subscription handshake with this header (the only request let in without the secret).
+VALIDATION_HEADER = "aeg-event-type"
 _MODEL_OBJECT = re.compile(r"^(aliases/[^/]+\.json|[^/]+/manifest\.json)$")
 
 
@@ -56,17 +58,13 @@ def handshake() -> Response:
 def receive() -> Response | tuple[Response, int]:
     """Normalise every event in the request, check all of them, then run them in order."""
     state = _events()
-    presented = request.headers.get(SECRET_HEADER)
-    if presented is not None:
-        state.scope.check_secret(presented)  # a wrong secret is refused before the body is read
-    try:
-        events = parse_events(dict(request.headers), request.get_data(), request.mimetype)
-    except MalformedEvent:
-        state.scope.check_secret(presented)  # unauthenticated callers learn nothing about the format
-        raise
+    handshake = request.headers.get(VALIDATION_HEADER, "").strip().lower() == "subscriptionvalidation"
+    authenticated = state.scope.authenticate(request.headers.get(SECRET_HEADER), handshake)
+    events = parse_events(dict(request.headers), request.get_data(), request.mimetype)
     if all(isinstance(e, Validation) for e in events):
         return _validation(events)
-    state.scope.check_secret(presented)
+    if not authenticated:
+        raise Unauthorized(f"missing or wrong {SECRET_HEADER} header")
     planned = [_plan(state.scope, e) for e in events]  # every event checked before any storage call
     results = [_execute(state, item) for item in planned]
     status = 202 if any(r["status"] == "model-check" for r in results) else 200

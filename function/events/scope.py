@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from function.errors import EventRefused, Unauthorized
 from function.events.model import ObjectCreated
-from function.settings import Settings
+from function.settings import EventsAuth, Settings
 from loader.uri import ModelURI, StoreLocation, parse_store_uri
 
 SECRET_HEADER = "X-Modelfn-Event-Secret"  # noqa: S105 (a header name, not a secret)
@@ -33,6 +33,7 @@ class Scope:
     outputs: StoreLocation | None
     model: ModelURI
     secret: bytes | None
+    platform_auth: bool = False  # EVENTS_AUTH=platform: the platform authenticated the caller
 
     @classmethod
     def from_settings(cls, settings: Settings, model: ModelURI) -> Scope:
@@ -40,14 +41,23 @@ class Scope:
         inputs = parse_store_uri(settings.events_input_uri) if settings.events_input_uri else None
         outputs = parse_store_uri(settings.events_output_uri) if settings.events_output_uri else None
         secret = settings.events_secret.encode() if settings.events_secret else None
-        return cls(inputs, outputs, model, secret)
+        return cls(inputs, outputs, model, secret, settings.events_auth is EventsAuth.PLATFORM)
 
-    def check_secret(self, presented: str | None) -> None:
-        """Constant-time comparison of the shared-secret header (when one is configured)."""
+    def authenticate(self, presented: str | None, handshake: bool) -> bool:
+        """True for an authenticated caller; False for a secret-less handshake (validation only); else 401.
+
+        Runs on headers alone, before the body is read: an unauthenticated caller learns nothing about
+        the event formats and cannot make the service parse anything.
+        """
         if self.secret is None:
-            return
-        if not presented or not hmac.compare_digest(presented.encode(), self.secret):
+            if self.platform_auth:
+                return True
+            raise Unauthorized("events are refused: no EVENTS_SECRET is configured and EVENTS_AUTH is not platform")
+        if presented is None and handshake:
+            return False  # Event Grid may send its subscription validation without delivery headers
+        if not presented or not hmac.compare_digest(presented.encode(errors="replace"), self.secret):
             raise Unauthorized(f"missing or wrong {SECRET_HEADER} header")
+        return True
 
     def classify(self, event: ObjectCreated) -> tuple[Target, str]:
         """Where the object belongs and its key relative to that prefix; refuses foreign buckets and bad keys."""

@@ -61,6 +61,19 @@ class AzureBlobStore:
         with self._errors(key):
             yield from _rechunk(self._blob(key).download_blob().chunks(), chunk_size)
 
+    def iter_version(self, key: str, version: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream the blob only while its ETag is ``version`` (``If-Match``); else ``ObjectChanged``."""
+        from azure.core import MatchConditions
+
+        from loader.errors import ObjectChanged  # local: keeps this addition apart from the module imports
+
+        with self._errors(key):
+            try:
+                download = self._blob(key).download_blob(etag=version, match_condition=MatchConditions.IfNotModified)
+                yield from _rechunk(download.chunks(), chunk_size)  # later ranged GETs carry the ETag too
+            except self._exc.ResourceModifiedError:
+                raise ObjectChanged(f"{self.location.uri}/{key} no longer has ETag {version}") from None
+
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
         """Write an object; ``if_absent`` sends ``If-None-Match: *`` (``overwrite=False``)."""
         with self._errors(key, conditional=if_absent):

@@ -76,6 +76,36 @@ class GCSStore:
                 for offset in range(0, len(data), chunk_size):
                     yield data[offset : offset + chunk_size]
 
+    def iter_version(self, key: str, version: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream generation ``version`` only (``ifGenerationMatch`` on every GET); else ``ObjectChanged``."""
+        from loader.errors import ObjectChanged  # local: keeps this addition apart from the module imports
+
+        changed = ObjectChanged(f"{self.location.uri}/{key} is no longer generation {version}")
+        with self._errors(key):
+            blob = self._blob(key)
+            try:
+                blob.reload(if_generation_match=int(version), retry=None, timeout=TIMEOUT)
+            except self._api.PreconditionFailed:
+                raise changed from None
+            if str(blob.generation) != version:  # servers that ignore the precondition (the emulator)
+                raise changed
+            size = int(blob.size or 0)
+            window = max(chunk_size, FETCH_WINDOW // chunk_size * chunk_size)
+            for start in range(0, size, window):
+                try:
+                    data = blob.download_as_bytes(
+                        start=start,
+                        end=min(start + window, size) - 1,
+                        checksum=None,
+                        if_generation_match=int(version),
+                        retry=None,
+                        timeout=TIMEOUT,
+                    )
+                except self._api.PreconditionFailed:
+                    raise changed from None
+                for offset in range(0, len(data), chunk_size):
+                    yield data[offset : offset + chunk_size]
+
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
         """Write an object; ``if_absent`` uses ``ifGenerationMatch=0`` so GCS rejects a second writer."""
         with self._errors(key, conditional=if_absent):

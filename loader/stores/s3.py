@@ -66,6 +66,22 @@ class S3Store:
             with closing(response["Body"]) as body:
                 yield from body.iter_chunks(chunk_size)
 
+    def iter_version(self, key: str, version: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream the object only while its ETag is ``version`` (``If-Match``); else ``ObjectChanged``."""
+        from loader.errors import ObjectChanged  # local: keeps this addition apart from the module imports
+
+        with self._errors(key):
+            try:
+                response = self._client.get_object(
+                    Bucket=self.location.bucket, Key=self.location.key(key), IfMatch=version
+                )
+            except self._exc.ClientError as exc:
+                if _status(exc) == 412:
+                    raise ObjectChanged(f"{self.location.uri}/{key} no longer has ETag {version}") from None
+                raise
+            with closing(response["Body"]) as body:
+                yield from body.iter_chunks(chunk_size)
+
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
         """Write an object; ``if_absent`` uses ``If-None-Match: *`` so S3 itself rejects a second writer."""
         extra = {"IfNoneMatch": "*"} if if_absent else {}

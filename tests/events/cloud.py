@@ -15,19 +15,30 @@ from tests.events import payloads
 MODES = {"s3": ["eventbridge"], "gs": ["binary", "structured"], "az": ["eventgrid", "cloudevents"]}
 
 
-def upload(backend: CloudBackend, key: str, data: bytes) -> str:
+class Version(str):
+    """The version id an event carries for an upload, plus the ETag (S3 events carry both)."""
+
+    etag: str | None = None
+
+
+def upload(backend: CloudBackend, key: str, data: bytes) -> Version:
     """Write ``key`` in the backend's bucket and return the version id its events would carry."""
     backend.open("").put_bytes(key, data)
     if backend.scheme == "gs":
         from google.cloud import storage
 
-        return str(storage.Client().bucket(backend.bucket).get_blob(key).generation)
+        return Version(storage.Client().bucket(backend.bucket).get_blob(key).generation)
     if backend.scheme == "az":
         from azure.storage.blob import BlobServiceClient
 
         service = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"])
-        return str(service.get_blob_client(backend.bucket, key).get_blob_properties().etag)
-    return uuid.uuid4().hex[:16].upper()  # S3: the per-write sequencer of an unversioned bucket
+        return Version(service.get_blob_client(backend.bucket, key).get_blob_properties().etag)
+    import boto3
+
+    version = Version(uuid.uuid4().hex[:16].upper())  # S3: the per-write sequencer of an unversioned bucket
+    head = boto3.client("s3").head_object(Bucket=backend.bucket, Key=key)
+    version.etag = str(head["ETag"]).strip('"')  # EventBridge sends the ETag unquoted
+    return version
 
 
 def event_for(backend: CloudBackend, key: str, version: str, mode: str | None = None) -> payloads.Request:
@@ -38,7 +49,7 @@ def event_for(backend: CloudBackend, key: str, version: str, mode: str | None = 
     if backend.scheme == "az":
         make = payloads.eventgrid if mode == "eventgrid" else payloads.azure_cloudevent
         return make(backend.bucket, key, version)
-    return payloads.s3(backend.bucket, key, version)
+    return payloads.s3(backend.bucket, key, version, etag=getattr(version, "etag", None))
 
 
 def deliver(client: FlaskClient, backend: CloudBackend, key: str, version: str, mode: str | None = None) -> Any:

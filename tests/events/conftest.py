@@ -36,6 +36,8 @@ def events_client(make_settings: Callable[..., Any], published: str) -> Callable
         **overrides: Any,
     ) -> FlaskClient:
         values = {"model_uri": f"{published}/lin", "events_input_uri": input_uri, "events_output_uri": output_uri}
+        if "events_secret" not in overrides:
+            values["events_auth"] = "platform"  # as on private Cloud Run; the auth tests set a secret
         values.update(overrides)
         client = create_app(make_settings(**values)).test_client()
         wait_ready(client)

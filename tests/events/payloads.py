@@ -48,7 +48,13 @@ def gcs(
 
 
 def s3(
-    bucket: str, key: str, sequencer: str, *, version_id: str | None = None, detail_type: str = "Object Created"
+    bucket: str,
+    key: str,
+    sequencer: str,
+    *,
+    version_id: str | None = None,
+    detail_type: str = "Object Created",
+    etag: str | None = None,
 ) -> Request:
     """EventBridge's S3 event (URL-encoded key; version-id only on versioned buckets)."""
     doc = fixture("s3_object_created.json")
@@ -57,6 +63,8 @@ def s3(
     doc["detail"]["bucket"]["name"] = bucket
     obj = doc["detail"]["object"]
     obj.update(key=quote_plus(key, safe="/"), sequencer=sequencer)
+    if etag is not None:
+        obj["etag"] = etag
     if version_id is None:
         obj.pop("version-id")
     else:

@@ -133,7 +133,7 @@ def test_npy_input_streams_in_bounded_batches(cloud_backend, events_client, reco
 def test_transient_storage_error_is_503_then_the_retry_succeeds(setup, recorder):
     backend, client, outputs = setup
     version = upload(backend, "inputs/flaky.jsonl", jsonl(ROWS[0]))
-    recorder.FAULTS["iter_chunks"] = [StoreUnavailable("storage down")]
+    recorder.FAULTS["iter_version"] = [StoreUnavailable("storage down")]
     r = deliver(client, backend, "inputs/flaky.jsonl", version)
     assert r.status_code == 503 and r.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
     assert "flaky" not in r.get_data(as_text=True)  # no request data in error bodies

@@ -69,7 +69,7 @@ class Hammer:
 
 def test_alias_move_event_hot_swaps_with_no_failed_request(s3_models, make_settings, onnx_file, tmp_path):
     publish_model(s3_models, onnx_file, version="1.0.0")
-    app = create_app(make_settings(model_uri=f"{s3_models}/lin@latest"))
+    app = create_app(make_settings(model_uri=f"{s3_models}/lin@latest", events_auth="platform"))
     client = app.test_client()
     wait_ready(client)
     before = client.post("/v1/models/lin:predict", json=X).get_json()["predictions"]
@@ -88,7 +88,7 @@ def test_alias_move_event_hot_swaps_with_no_failed_request(s3_models, make_setti
 
 def test_a_broken_new_version_keeps_the_old_one_serving(s3_models, make_settings, onnx_file, tmp_path):
     publish_model(s3_models, onnx_file, version="1.0.0")
-    app = create_app(make_settings(model_uri=f"{s3_models}/lin@latest"))
+    app = create_app(make_settings(model_uri=f"{s3_models}/lin@latest", events_auth="platform"))
     client = app.test_client()
     wait_ready(client)
     publish_model(s3_models, linear_onnx(tmp_path / "v2.onnx", bias=np.array([5.0, 5.0, 5.0])), version="2.0.0")
@@ -104,7 +104,7 @@ def test_a_broken_new_version_keeps_the_old_one_serving(s3_models, make_settings
 
 def test_model_events_for_other_files_or_pinned_versions_do_nothing(s3_models, make_settings, onnx_file):
     publish_model(s3_models, onnx_file, version="1.0.0")
-    app = create_app(make_settings(model_uri=f"{s3_models}/lin@1.0.0"))
+    app = create_app(make_settings(model_uri=f"{s3_models}/lin@1.0.0", events_auth="platform"))
     client = app.test_client()
     wait_ready(client)
     headers, body = payloads.s3(s3_models.split("/")[2], "models/lin/1.0.0/model.onnx", "01")
