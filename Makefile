@@ -6,7 +6,13 @@ TOOLS := .tools
 AZURITE_VERSION := 3.35.0
 export PATH := $(CURDIR)/$(TOOLS)/node/node_modules/.bin:$(PATH)
 
-.PHONY: serve test test-fast lint install-dev install-core emulators demo bench clean
+# The integration suite's images (stable tags, reused and replaced in place: tests/integration/images.py).
+TEST_IMAGES := modelfn-it:cpu modelfn-it:torch-cpu modelfn-emu-s3:it modelfn-emu-gcs:it modelfn-emu-azurite:it \
+	modelfn-it:cpu-build modelfn-it:torch-cpu-build modelfn-emu-azurite:it-build modelfn-it:context-probe
+BASE_IMAGE ?= modelfn-base:bookworm
+TORCH_WHEEL ?= /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
+
+.PHONY: serve test test-fast lint install-dev install-core emulators demo bench image image-torch-cpu clean clean-images
 
 ## serve: run the function on the bundled demo model at http://localhost:8080
 serve: $(VENV)/.core
@@ -56,5 +62,20 @@ demo: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
 
-clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+## image: the cpu image on the local base (docker build -t modelfn .)
+image:
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t modelfn .
+
+## image-torch-cpu: the torch-cpu image offline: the wheel is streamed into this build's context only
+image-torch-cpu: $(VENV)/.dev
+	$(BIN)/python scripts/docker_context.py --add wheelhouse/$(notdir $(TORCH_WHEEL))=$(TORCH_WHEEL) \
+	  | docker build -f Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VARIANT=torch-cpu \
+	    --build-arg TORCH_FIND_LINKS=/src/torch -t modelfn:torch-cpu -
+
+## clean-images: remove the integration suite's images (about 2.5 GB; the base image stays)
+clean-images:
+	-docker image rm $(TEST_IMAGES) 2>/dev/null
+
+## clean: everything `make test` and the builds leave in the checkout and in Docker (not the base image)
+clean: clean-images
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache wheelhouse build dist *.egg-info

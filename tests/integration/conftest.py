@@ -8,13 +8,13 @@ and, for its own test, the torch-cpu variant.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
 
 import pytest
 
+from tests.integration import images
 from tests.integration.docker_env import (
     REQUIRE_DOCKER,
     ROOT,
@@ -66,23 +66,20 @@ def function_image(base_image: str) -> str:
     """The production image (cpu variant), built once per session from the repository's Dockerfile."""
     if prebuilt := os.environ.get("MODELFN_TEST_IMAGE"):
         return prebuilt
-    return build_image("modelfn-it:cpu", ROOT, ROOT / "Dockerfile", image_build_args(base_image, "cpu"))
+    return build_image(images.FUNCTION["cpu"], ROOT, ROOT / "Dockerfile", image_build_args(base_image, "cpu"))
 
 
 @pytest.fixture(scope="session")
 def torch_image(base_image: str) -> str:
-    """The torch-cpu variant, with the torch CPU wheel from local disk in ./wheelhouse (gitignored)."""
+    """The torch-cpu variant, with the torch CPU wheel from local disk added to its build context."""
     if prebuilt := os.environ.get("MODELFN_TEST_TORCH_IMAGE"):
         return prebuilt
     if not TORCH_WHEEL.exists():
         pytest.skip(f"no torch CPU wheel at {TORCH_WHEEL} (set MODELFN_TORCH_WHEEL)")
-    wheelhouse = ROOT / "wheelhouse"
-    wheelhouse.mkdir(exist_ok=True)
-    target = wheelhouse / TORCH_WHEEL.name
-    if not target.exists() or target.stat().st_size != TORCH_WHEEL.stat().st_size:
-        shutil.copy2(TORCH_WHEEL, target)
     args = {**image_build_args(base_image, "torch-cpu"), "TORCH_FIND_LINKS": "/src/torch"}
-    return build_image("modelfn-it:torch-cpu", ROOT, ROOT / "Dockerfile", args)
+    # The wheel is streamed into this build's context only; no wheelhouse/ is left in the checkout.
+    extra = {f"wheelhouse/{TORCH_WHEEL.name}": TORCH_WHEEL}
+    return build_image(images.FUNCTION["torch-cpu"], ROOT, ROOT / "Dockerfile", args, extra)
 
 
 @pytest.fixture(scope="session")
@@ -97,9 +94,9 @@ def network() -> Iterator[Network]:
 
 def emulator_image(kind: str, base_image: str) -> str:
     """Build docker/<kind>.Dockerfile on the local base (cached after the first time)."""
-    name = {"s3": "s3", "gcs": "gcs", "azure": "azurite"}[kind]
+    name = images.EMULATOR_FILES[kind]
     return build_image(
-        f"modelfn-emu-{name}:it",
+        images.EMULATORS[kind],
         ROOT / "docker",
         ROOT / "docker" / f"{name}.Dockerfile",
         {"BASE_IMAGE": base_image},

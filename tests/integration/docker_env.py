@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -20,6 +21,9 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
+
+from scripts.docker_context import write_context
+from tests.integration.images import STAGES, stage_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("MODELFN_BASE_IMAGE", "modelfn-base:bookworm")
@@ -79,12 +83,56 @@ def ensure_base_image() -> str:
     return BASE_IMAGE
 
 
-def build_image(tag: str, context: Path, dockerfile: Path, build_args: dict[str, str]) -> str:
-    """``docker build`` (layer cache reused; FROM images must be local: the build never pulls)."""
-    args = ["build", "-t", tag, "-f", str(dockerfile)]
+def image_id(tag: str) -> str | None:
+    """The image id a tag points at, or None."""
+    proc = docker_cli("image", "inspect", "--format", "{{.Id}}", tag, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def build_image(
+    tag: str,
+    context: Path,
+    dockerfile: Path,
+    build_args: dict[str, str],
+    extra: dict[str, Path] | None = None,
+) -> str:
+    """``docker build`` under a stable tag (layer cache reused; FROM images are local, never pulled).
+
+    Stages listed in ``images.STAGES`` are built and tagged first, so no untagged stage image is left;
+    an image a rebuild replaced under the same tag is removed. ``extra`` files are streamed into the
+    context (the torch wheel), so nothing is copied into the repository.
+    """
+    for stage in STAGES.get(tag, ()):
+        _build(stage_tag(tag, stage), context, dockerfile, build_args, extra, target=stage)
+    return _build(tag, context, dockerfile, build_args, extra)
+
+
+def _build(
+    tag: str,
+    context: Path,
+    dockerfile: Path,
+    build_args: dict[str, str],
+    extra: dict[str, Path] | None,
+    target: str | None = None,
+) -> str:
+    replaced = image_id(tag)
+    args = ["build", "-t", tag, "-f", str(dockerfile.relative_to(context) if extra else dockerfile)]
+    args += ["--target", target] if target else []
     for key, value in build_args.items():
         args += ["--build-arg", f"{key}={value}"]
-    docker_cli(*args, str(context), timeout=BUILD_TIMEOUT)
+    if extra:
+        with tempfile.TemporaryFile() as tar:
+            write_context(tar, context, extra, str(dockerfile.relative_to(context)))
+            tar.seek(0)
+            proc = subprocess.run(
+                ["docker", *args, "-"], stdin=tar, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False
+            )
+        if proc.returncode != 0:
+            raise RuntimeError(f"docker build {tag} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}")
+    else:
+        docker_cli(*args, str(context), timeout=BUILD_TIMEOUT)
+    if replaced and replaced != image_id(tag):
+        docker_cli("image", "rm", replaced, check=False)  # still used by a container: left for `make clean-images`
     return tag
 
 
