@@ -5,6 +5,7 @@ when the worker is SIGKILLed (out of memory, the platform's timeout): on Cloud R
 so orphans would eat the instance's RAM for as long as it lives. Each process writes under
 ``$TMPDIR/modelfn-batch/<pid>-<start ticks>/``; every worker start and every job removes the folders
 of processes that no longer exist (the start time tells a reused pid from the original owner).
+``$TMPDIR`` must belong to one container (one pid namespace), as ``/tmp`` does on every platform.
 """
 
 from __future__ import annotations

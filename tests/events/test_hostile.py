@@ -124,7 +124,7 @@ def test_a_validation_header_does_not_let_other_events_in_without_the_secret(eve
     client = events_client(events_secret=SECRET)
     headers, body = payloads.s3("in-bucket", "inputs/a.jsonl", "01")
     r = client.post("/events", data=body, headers={**headers, "aeg-event-type": "SubscriptionValidation"})
-    assert r.status_code in (400, 401) and r.status_code != 200
+    assert r.status_code == 401
     headers, body = payloads.validation()
     del headers["aeg-event-type"]  # a validation body without Event Grid's header needs the secret
     assert client.post("/events", data=body, headers=headers).status_code == 401
