@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,24 @@ def test_suite_tags_are_stable_and_make_clean_images_removes_every_one():
     assert "clean: clean-images" in makefile
     conftest = (ROOT / "tests" / "integration" / "conftest.py").read_text()
     assert not re.search(r"\"modelfn-(it|emu-[a-z]+):", conftest), "tags belong in tests/integration/images.py"
+
+
+def test_a_multi_stage_build_leaves_no_untagged_stage_image(context, probe_tag, monkeypatch):
+    mark = f"probe-{uuid.uuid4().hex[:12]}"
+    (context / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS build\n"
+        f"LABEL io.modelfn.probe={mark}\nCOPY function/ /src/\nRUN find /src -type f > /files\n"
+        "FROM ${BASE_IMAGE}\nCOPY --from=build /files /files\n"
+    )
+    monkeypatch.setitem(images.STAGES, probe_tag, ("build",))
+    args = {"BASE_IMAGE": ensure_base_image()}
+    stage = images.stage_tag(probe_tag, "build")
+    try:
+        for content in ("one", "two"):  # a rebuild with a changed stage replaces both images
+            (context / "function" / "app.py").write_text(content)
+            build_image(probe_tag, context, context / "Dockerfile", args)
+            assert image_id(stage) and image_id(probe_tag)
+            left = docker_cli("images", "-q", "--filter", "dangling=true", "--filter", f"label=io.modelfn.probe={mark}")
+            assert left.stdout.split() == [], "an untagged stage image was left behind"
+    finally:
+        docker_cli("image", "rm", stage, check=False)
