@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import random
 from typing import Any
 
 import pytest
@@ -171,3 +173,63 @@ def test_input_and_output_prefixes_must_not_overlap_either_way(inputs, outputs):
 def test_neighbouring_prefixes_are_not_overlapping():
     s = Settings(events_input_uri="s3://b/data/in", events_output_uri="s3://b/data/input", events_auth="platform")
     assert s.events_output_uri == "s3://b/data/input"
+
+
+ODD_VALUES = [
+    None,
+    True,
+    -1,
+    0,
+    2**70,
+    1e308,
+    -1e-308,
+    float("inf"),
+    float("nan"),
+    "",
+    "x" * 3000,
+    "∞",
+    "\u0000",
+    [],
+    [1, [2]],
+    {},
+    {"a": None},
+]
+
+
+def mutate(doc: Any, rng: random.Random) -> Any:
+    """The document with one randomly chosen value (at any depth) replaced by an odd one."""
+    paths: list[tuple[Any, Any]] = []
+
+    def walk(node: Any) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        for key, value in items:
+            paths.append((node, key))
+            walk(value)
+
+    doc = copy.deepcopy(doc)
+    walk(doc)
+    if paths:
+        node, key = rng.choice(paths)
+        node[key] = copy.deepcopy(rng.choice(ODD_VALUES))
+    return doc
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs", "eventgrid", "azure-cloudevents"])
+def test_randomly_mutated_events_never_get_a_5xx(events_client, recorder, kind):
+    # Valid events name in-bucket, which is not configured here: they are refused (403) before any storage call.
+    client = events_client("s3://elsewhere/inputs", "s3://elsewhere/outputs", events_secret=SECRET)
+    headers, body = {
+        "s3": lambda: payloads.s3("in-bucket", "inputs/a.jsonl", "01"),
+        "gcs": lambda: payloads.gcs("in-bucket", "inputs/a.jsonl", "1", mode="structured"),
+        "eventgrid": lambda: payloads.eventgrid("in-bucket", "inputs/a.jsonl", '"0x8DE"'),
+        "azure-cloudevents": lambda: payloads.azure_cloudevent("in-bucket", "inputs/a.jsonl", '"0x8DE"'),
+    }[kind]()
+    rng = random.Random(kind)
+    statuses = set()
+    for _ in range(150):
+        r = client.post("/events", data=json.dumps(mutate(json.loads(body), rng)), headers={**headers, **AUTH})
+        assert r.status_code < 500, r.get_data(as_text=True)[:300]
+        assert isinstance(r.get_json(), dict)
+        statuses.add(r.status_code)
+    assert 400 in statuses
+    assert [c for c in recorder.CALLS if c[0] != "open"] == []
