@@ -42,7 +42,7 @@ class StoreUnavailable(ModelfnError):
 
 
 class ObjectChanged(ModelfnError):
-    """A read pinned to one object version (generation / ETag) found a different one: it was overwritten."""
+    """A read pinned to one object version (generation / ETag) found another one, or none (Azure)."""
 
 
 class DeviceUnavailable(ModelfnError):

@@ -33,7 +33,7 @@ log = logging.getLogger("modelfn.events")
 # that fails to run (ModelExecutionError: out of memory, a runtime fault) is the service's problem:
 # it propagates as a 5xx, the claim is released and the platform retries the delivery.
 PERMANENT = (InferenceInputError, RequestError)
-SUPERSEDED = "the object was overwritten after this event; the newer version's own event produces the output"
+SUPERSEDED = "the object version this event names is gone (overwritten or deleted); a newer version has its own event"
 
 
 FINAL_STATE = {"processed": "done", "error-report": "failed", "superseded": "superseded"}

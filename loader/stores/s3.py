@@ -73,7 +73,9 @@ class S3Store:
         with self._errors(key):
             try:
                 response = self._client.get_object(
-                    Bucket=self.location.bucket, Key=self.location.key(key), IfMatch=version
+                    Bucket=self.location.bucket,
+                    Key=self.location.key(key),
+                    IfMatch=f'"{version.strip(chr(34))}"',  # EventBridge sends it unquoted; If-Match wants quotes
                 )
             except self._exc.ClientError as exc:
                 if _status(exc) == 412:

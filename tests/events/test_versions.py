@@ -37,7 +37,7 @@ def test_the_first_uploads_event_after_an_overwrite_reads_nothing_newer(setup):
     r = deliver(client, backend, key, first)
     assert r.status_code == 200, r.get_json()
     [result] = r.get_json()["results"]
-    assert result["status"] == "superseded" and "overwritten" in result["reason"]
+    assert result["status"] == "superseded" and "overwritten or deleted" in result["reason"]
     assert not outputs.exists("over.jsonl")  # the old version's label is never put on the new records
     marker = json.loads(outputs.read_bytes(f"_modelfn/markers/over.jsonl/{version_token(first)}.json"))
     assert marker["state"] == "superseded" and marker["source_version"] == first
