@@ -34,19 +34,35 @@ def driver_problem() -> str | None:
     return None
 
 
+def driver_cuda_version() -> str:
+    """The newest CUDA version the driver supports, e.g. ``12.2`` (``unknown`` without a driver)."""
+    try:
+        version = ctypes.c_int(0)
+        ctypes.CDLL("libcuda.so.1").cuDriverGetVersion(ctypes.byref(version))
+    except OSError:
+        return "unknown"
+    return f"{version.value // 1000}.{version.value % 1000 // 10}"
+
+
 def runtime_problem() -> str | None:
     """Why no installed runtime can use the GPU, or None when torch or onnxruntime can."""
+    problems = []
     if importlib.util.find_spec("torch") is not None:
         import torch
 
         if torch.cuda.is_available():
             return None
+        if torch.version.cuda:  # a CUDA build that still cannot use the device: usually an old driver
+            problems.append(
+                f"torch {torch.__version__} needs CUDA {torch.version.cuda} and the driver supports "
+                f"CUDA {driver_cuda_version()}"
+            )
     if importlib.util.find_spec("onnxruntime") is not None:
         import onnxruntime
 
         if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             return None
-    return "neither torch nor onnxruntime in this image is a CUDA build (use the gpu or torch-gpu image)"
+    return "; ".join(problems) or "neither torch nor onnxruntime in this image is a CUDA build (use a GPU image)"
 
 
 def probe() -> None:

@@ -32,6 +32,11 @@ def _out_of_memory(torch: Any, exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def _native_bf16(torch: Any) -> bool:
+    # Older GPUs (T4, V100) emulate bf16 through fp32 at a fraction of the speed: not worth serving.
+    return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
@@ -61,11 +66,7 @@ class TorchRuntime:
         manifest = artifact.manifest
         self.device = self._choose_device(torch)
         self.precision = manifest.precision
-        if self.device == "cpu" and self.precision not in CPU_PRECISIONS:
-            raise DeviceUnavailable(
-                f"precision {self.precision.value} is served on CUDA only (torch's CPU fp16 kernels are slow "
-                f"reference code); run on a GPU, or publish the model with --precision bf16 or fp32"
-            )
+        self._check_precision(torch)
         try:
             module = self._read(torch, str(artifact.model_path))
             if self.precision is not Precision.FP32:
@@ -75,6 +76,18 @@ class TorchRuntime:
             raise self._load_error(torch, manifest.model_file, exc) from None
         self._module = module
         self._outputs = [(o.name, getattr(torch, V2_TO_NUMPY[o.datatype].name)) for o in manifest.outputs]
+
+    def _check_precision(self, torch: Any) -> None:
+        if self.device == "cpu" and self.precision not in CPU_PRECISIONS:
+            raise DeviceUnavailable(
+                f"precision {self.precision.value} is served on CUDA only (torch's CPU fp16 kernels are slow "
+                f"reference code); run on a GPU, or publish the model with --precision bf16 or fp32"
+            )
+        if self.device == "cuda" and self.precision is Precision.BF16 and not _native_bf16(torch):
+            raise DeviceUnavailable(
+                f"{torch.cuda.get_device_name()} has no native bf16 (it needs compute capability 8.0+); "
+                f"publish the model with --precision fp16 for this GPU"
+            )
 
     def _read(self, torch: Any, path: str) -> Any:
         if self.framework is Framework.TORCHSCRIPT:
