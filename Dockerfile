@@ -3,9 +3,9 @@
 # Variants (build argument VARIANT; every other step is shared):
 #   cpu        onnxruntime (default):   docker build -t modelfn .
 #   torch-cpu  + PyTorch CPU build:      docker build --build-arg VARIANT=torch-cpu -t modelfn:torch-cpu .
-#   gpu        onnxruntime-gpu on a CUDA 12 + cuDNN 9 runtime base:
+#   gpu        onnxruntime-gpu (PyPI: a CUDA 13 build) on a CUDA 13 + cuDNN 9 runtime base:
 #              docker build --build-arg VARIANT=gpu \
-#                --build-arg BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 -t modelfn:gpu .
+#                --build-arg BASE_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 -t modelfn:gpu .
 #   torch-gpu  + PyPI's CUDA 13 build of torch (its CUDA libraries come as pinned wheels) on a CUDA base:
 #              docker build --build-arg VARIANT=torch-gpu \
 #                --build-arg BASE_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04 -t modelfn:torch-gpu .
