@@ -152,3 +152,7 @@ def test_torch_gpu_lock_pins_the_dockerfiles_torch(dockerfile: str):
     assert all(pins[name] for name in ("triton", "nvidia-cudnn-cu13", "nvidia-cublas"))  # its CUDA libraries
     cpu = {line.split("==")[0] for line in (ROOT / "requirements" / "cpu.txt").read_text().splitlines() if "==" in line}
     assert not cpu & pins.keys(), "torch-gpu.txt repeats pins of cpu.txt"
+    import tomllib
+
+    nvml = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["nvml"]
+    assert [f"nvidia-ml-py=={pins['nvidia-ml-py']}"] == nvml, "regenerate with requirements/torch-gpu-lock.py"
