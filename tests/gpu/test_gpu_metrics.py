@@ -34,6 +34,13 @@ def test_cuda_model_without_a_readable_device_reports_only_its_identity(client):
         in text
     )
     assert "memory" not in text and "utilization" not in text
+    # /metrics appends these to the registry's (or the multiprocess aggregate's) text: still one valid document.
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    registry = client.application.extensions["modelfn"].metrics.registry
+    names = [f.name for f in text_string_to_metric_families((generate_latest(registry) + text.encode()).decode())]
+    assert "modelfn_gpu_info" in names and "modelfn_model_info" in names and len(names) == len(set(names))
 
 
 def test_nvml_is_optional_and_tried_once(monkeypatch):
