@@ -3,9 +3,12 @@
 # Variants (build argument VARIANT; every other step is shared):
 #   cpu        onnxruntime (default):   docker build -t modelfn .
 #   torch-cpu  + PyTorch CPU build:      docker build --build-arg VARIANT=torch-cpu -t modelfn:torch-cpu .
-#   gpu        onnxruntime-gpu on a CUDA 12 + cuDNN 9 runtime base:
+#   gpu        onnxruntime-gpu (PyPI: a CUDA 13 build) on a CUDA 13 + cuDNN 9 runtime base:
 #              docker build --build-arg VARIANT=gpu \
-#                --build-arg BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 -t modelfn:gpu .
+#                --build-arg BASE_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 -t modelfn:gpu .
+#   torch-gpu  + PyPI's CUDA 13 build of torch (its CUDA libraries come as pinned wheels) on a CUDA base:
+#              docker build --build-arg VARIANT=torch-gpu \
+#                --build-arg BASE_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04 -t modelfn:torch-gpu .
 # Offline / air-gapped: --build-arg BASE_IMAGE=modelfn-base:bookworm (scripts/build-base-image.sh),
 # and for torch-cpu put the torch wheel in ./wheelhouse and add --build-arg TORCH_FIND_LINKS=/src/torch.
 # docs/image.md has the details, sizes and the Cloud Build equivalent (cloudbuild.yaml).
@@ -44,22 +47,26 @@ RUN python3 -m venv /opt/build-tools \
 WORKDIR /src
 COPY requirements/ /src/deps/
 RUN case "$VARIANT" in \
-      cpu|torch-cpu|gpu) ;; \
-      *) echo "unknown VARIANT=$VARIANT (cpu | torch-cpu | gpu)" >&2; exit 2 ;; \
+      cpu|torch-cpu|gpu|torch-gpu) ;; \
+      *) echo "unknown VARIANT=$VARIANT (cpu | torch-cpu | gpu | torch-gpu)" >&2; exit 2 ;; \
     esac; \
     /opt/build-tools/bin/pip --python /opt/venv/bin/python install --no-deps -r "deps/$VARIANT.txt"
-# torch itself: from ./wheelhouse when TORCH_FIND_LINKS=/src/torch (offline), else from the PyTorch
-# CPU index (the registry's default torch is a CUDA build). The glob lets ./wheelhouse be absent.
+# torch-cpu's torch: from ./wheelhouse when TORCH_FIND_LINKS=/src/torch (offline), else from the
+# PyTorch CPU index (the registry's default torch is a CUDA build). The glob lets ./wheelhouse be
+# absent. torch-gpu's torch is that default CUDA build, pinned in its lock with its CUDA wheels.
 COPY requirements/torch-cpu.txt wheelhouse* /src/torch/
 RUN if [ "$VARIANT" = torch-cpu ]; then \
       if [ -n "$TORCH_FIND_LINKS" ]; then set -- --no-index --find-links "$TORCH_FIND_LINKS"; \
       else set -- --index-url "$TORCH_INDEX_URL"; fi; \
       /opt/build-tools/bin/pip --python /opt/venv/bin/python install --no-deps "$@" "torch==$TORCH_VERSION"; \
+    fi; \
+    case "$VARIANT" in torch-*) \
       torch_dir="$(echo /opt/venv/lib/python3*/site-packages/torch)"; \
+      test "$(/opt/venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])')" = "$TORCH_VERSION"; \
       # C++ test binaries, headers and CMake files: only for building extensions or testing torch.
       rm -rf "$torch_dir/test" "$torch_dir/include" "$torch_dir/share"; \
-      find "$torch_dir/bin" -type f ! -name torch_shm_manager -delete; \
-    fi
+      find "$torch_dir/bin" -type f ! -name torch_shm_manager -delete ;; \
+    esac
 COPY pyproject.toml README.md ./
 COPY function/ function/
 COPY loader/ loader/

@@ -101,6 +101,13 @@ def _floats(value: str | None) -> list[float] | None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Text file with one class label per line.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="torch models: the dtype weights are cast to at load (fp16 is served on CUDA only).",
+)
 @click.option("--softmax", is_flag=True, help="Apply softmax to the first output.")
 @click.option("--top-k", type=click.IntRange(min=1), help="Return the k best classes.")
 @click.option("--scale", type=float, help="Pre-processing: multiply inputs by this.")
@@ -119,6 +126,7 @@ def publish(
     outputs: list[Any],
     extra_files: tuple[Path, ...],
     labels_file: Path | None,
+    precision: str,
     softmax: bool,
     top_k: int | None,
     scale: float | None,
@@ -141,6 +149,7 @@ def publish(
         preprocess={"scale": scale, "mean": _floats(mean), "std": _floats(std)},
         postprocess={"softmax": softmax, "labels": labels, "top_k": top_k},
         metadata=meta,
+        precision=precision,
     )
     all_aliases = list(dict.fromkeys([*aliases, *([] if no_latest else ["latest"])]))
     upload(store_uri, manifest, sources, all_aliases, _store_options())

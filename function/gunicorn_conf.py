@@ -36,6 +36,17 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 forwarded_allow_ips = "*"  # behind the platform's load balancer
 
 
+def on_starting(server: Any) -> None:
+    """Refuse to start with DEVICE=cuda and no usable GPU, before any worker boots."""
+    from function.device_check import require_device
+
+    try:
+        require_device(_settings)
+    except SystemExit:
+        on_exit(server)  # Gunicorn skips on_exit when on_starting fails; do not leak the metrics dir
+        raise
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the aggregated metrics."""
     # Imported here: the master must not load prometheus_client before the env var above is set.

@@ -13,8 +13,15 @@ def readiness() -> Response:
     holder = context().holder
     model = holder.model
     if model is not None:
+        runtime = model.runtime
         return jsonify(
-            {"state": "READY", "model": model.name, "version": model.version, "device": model.runtime.device}
+            {
+                "state": "READY",
+                "model": model.name,
+                "version": model.version,
+                "device": runtime.device,
+                "provider": runtime.provider,
+            }
         )
     holder.start()  # lazy mode: the platform's first probe counts as the first request (idempotent)
     status = holder.status()

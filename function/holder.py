@@ -28,6 +28,7 @@ class Phase(StrEnum):
     WAITING = "waiting"
     FETCHING = "fetching"
     LOADING = "loading"
+    WARMING = "warming"
     READY = "ready"
     FAILED = "failed"
 

@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from function import gpu_metrics
 from function.holder import LoadedModel
 from loader.cache import FetchStats
 
@@ -51,6 +52,7 @@ class Metrics:
     cache_pruned_bytes: Counter
     fetch_seconds: Histogram
     load_seconds: Histogram
+    warmup_seconds: Histogram
     load_failures: Counter
     start_to_ready: Gauge
     model_info: Gauge
@@ -110,6 +112,9 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
         load_seconds=Histogram(
             "modelfn_model_load_seconds", "Runtime load phase", buckets=LOAD_BUCKETS, registry=registry
         ),
+        warmup_seconds=Histogram(
+            "modelfn_model_warmup_seconds", "Warm-up phase (dummy batches)", buckets=LOAD_BUCKETS, registry=registry
+        ),
         load_failures=Counter("modelfn_model_load_failures", "Failed load attempts", registry=registry),
         start_to_ready=Gauge(
             "modelfn_start_to_ready_seconds",
@@ -136,4 +141,4 @@ def init_app(app: Flask, metrics: Metrics, multiproc_dir: str | None) -> None:
         if multiproc_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=multiproc_dir)
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry) + gpu_metrics.app_exposition(), mimetype=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from loader.errors import ManifestInvalid, first_problem
 from loader.introspect import framework_for, signature
-from loader.manifest import Framework, Manifest, PostProcessing, PreProcessing, Provenance, TensorSpec
+from loader.manifest import Framework, Manifest, PostProcessing, Precision, PreProcessing, Provenance, TensorSpec
 from loader.publish import file_entry, publish
 from loader.stores import open_store
 
@@ -26,6 +26,7 @@ def build_manifest(
     preprocess: dict[str, Any],
     postprocess: dict[str, Any],
     metadata: dict[str, str],
+    precision: str = "fp32",
 ) -> tuple[Manifest, dict[str, Path]]:
     """Digest the files and read the signature from the model unless given explicitly."""
     kind = Framework(framework) if framework else framework_for(model_file)
@@ -42,6 +43,7 @@ def build_manifest(
             name=name,
             version=version,
             framework=kind,
+            precision=Precision(precision),
             model_file=model_file.name,
             files=[file_entry(path, rel) for rel, path in sources.items()],
             inputs=inputs,

@@ -15,14 +15,15 @@ from function.holder import LoadedModel, Phase
 from function.metrics import Metrics
 from function.schemas import V2InferRequest
 from function.settings import Settings
-from loader.artifacts import fetch
+from loader.artifacts import LocalArtifact, fetch
 from loader.cache import ArtifactCache
 from loader.errors import InferenceInputError
 from loader.prepost import postprocess, preprocess
-from loader.runtimes import DeviceChoice, create_runtime
+from loader.runtimes import DeviceChoice, Runtime, create_runtime
 from loader.signature import V2_TO_NUMPY, check_inputs, check_names, v2_datatype
 from loader.stores import open_store
 from loader.uri import ModelURI
+from loader.warmup import batches_for, warm_up
 
 log = logging.getLogger("modelfn.model")
 
@@ -43,12 +44,16 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
                 set_phase(Phase.LOADING)
                 runtime = create_runtime(artifact.manifest.framework, device)
                 runtime.load(artifact)
+            loaded = time.perf_counter()
+            batches = warm(runtime, artifact, settings, set_phase)
+            warmed = time.perf_counter()
         except Exception:
             metrics.load_failures.inc()
             raise
         model = LoadedModel(artifact, runtime)
         prune_cache(cache, settings.cache_keep_artifacts, metrics)
-        metrics.record_load(model, artifact.stats, fetched - started, time.perf_counter() - fetched)
+        metrics.record_load(model, artifact.stats, fetched - started, loaded - fetched)
+        metrics.warmup_seconds.observe(warmed - loaded)
         log.info(
             "model ready",
             extra={
@@ -58,12 +63,24 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
                     "device": runtime.device,
                     "provider": runtime.provider,
                     "bytes_downloaded": artifact.stats.bytes_downloaded,
+                    "fetch_seconds": round(fetched - started, 4),
+                    "load_seconds": round(loaded - fetched, 4),
+                    "warmup_seconds": round(warmed - loaded, 4),
+                    "warmup_batches": batches,
                 }
             },
         )
         return model
 
     return load
+
+
+def warm(runtime: Runtime, artifact: LocalArtifact, settings: Settings, set_phase: Callable[[Phase], None]) -> int:
+    """The warm-up phase: dummy batches before READY, so the first request does not pay for them."""
+    set_phase(Phase.WARMING)
+    batches = batches_for(runtime, settings.warmup_batches)
+    warm_up(runtime, artifact.manifest.inputs, batches, settings.warmup_dynamic_size)
+    return batches
 
 
 def prune_cache(cache: ArtifactCache, keep: int, metrics: Metrics) -> None:

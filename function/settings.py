@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     cache_keep_artifacts: int = Field(
         2, ge=0, description="Artifacts the cache keeps after each load, most recently used first; 0 keeps all"
     )
+    warmup_batches: int | None = Field(
+        None, ge=0, description="Dummy batches run at load before READY; default 1 on CPU, 2 on CUDA; 0: none"
+    )
+    warmup_dynamic_size: int = Field(1, gt=0, description="Size of dynamic (-1) dimensions in warm-up batches")
     load_mode: LoadMode = Field(LoadMode.EAGER, description="eager: load at worker boot; lazy: on first request")
     load_wait_seconds: float = Field(10.0, ge=0, description="How long a request waits for a loading model")
     load_retry_seconds: float = Field(30.0, gt=0, description="Delay before retrying a failed load")

@@ -23,6 +23,14 @@ class Framework(StrEnum):
     TORCH_EXPORT = "torch_export"
 
 
+class Precision(StrEnum):
+    """The dtype a torch model's floating weights and activations run in (inputs/outputs keep the signature's)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+
+
 # Open Inference Protocol (KServe V2) datatypes we can carry in JSON.
 Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"
@@ -116,6 +124,7 @@ class Manifest(_Strict):
     name: str
     version: str
     framework: Framework
+    precision: Precision = Field(Precision.FP32, description="torch only: weights cast to this dtype at load")
     model_file: str = Field(description="The entry file the runtime loads (one of files)")
     files: list[FileEntry] = Field(min_length=1)
     inputs: list[TensorSpec] = Field(min_length=1)
@@ -145,6 +154,8 @@ class Manifest(_Strict):
             names = [t.name for t in group]
             if len(set(names)) != len(names):
                 raise ValueError("tensor names must be unique")
+        if self.precision is not Precision.FP32 and self.framework is Framework.ONNX:
+            raise ValueError("precision applies to torch models; an ONNX model runs in the dtypes of its graph")
         labels = self.postprocess.labels
         if labels is not None and self.outputs[0].shape[-1] not in (-1, len(labels)):
             raise ValueError("labels must match the last dimension of the first output")
@@ -152,7 +163,9 @@ class Manifest(_Strict):
 
     def to_json(self) -> bytes:
         """Canonical bytes (sorted keys) so the manifest's own digest is stable."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2).encode() + b"\n"
+        # fp32 is left out so older servers (extra="forbid") still read manifests that do not use precision.
+        exclude = {"precision"} if self.precision is Precision.FP32 else None
+        return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, indent=2).encode() + b"\n"
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:

@@ -130,3 +130,29 @@ def test_every_substitution_is_defined_and_documented(cloudbuild: dict) -> None:
     assert used - user <= BUILT_IN, f"unknown built-in substitutions: {used - user - BUILT_IN}"
     for name in cloudbuild["substitutions"]:
         assert re.search(rf"^#\s+{name}\s", header, re.M), f"{name} is not documented at the top"
+
+
+def test_every_variant_is_documented_with_a_base_that_the_dockerfile_also_names(cloudbuild: dict, dockerfile: str):
+    text = (ROOT / "cloudbuild.yaml").read_text()
+    documented = re.search(r"^#\s+_VARIANT\s.*argument: ([a-z0-9| -]+?)\s+\(", text, re.M)
+    assert documented, "_VARIANT's documentation line lists the variants"
+    assert {v.strip() for v in documented.group(1).split("|")} == dockerfile_variants(dockerfile)
+    for variant in ("gpu", "torch-gpu"):
+        example = re.search(rf"_VARIANT={variant},_BASE_IMAGE=(\S+)", text)
+        assert example, f"cloudbuild.yaml shows how to build {variant}"
+        assert f"--build-arg VARIANT={variant}" in dockerfile
+        assert f"BASE_IMAGE={example.group(1)} -t modelfn:{variant}" in dockerfile, "base images disagree"
+
+
+def test_torch_gpu_lock_pins_the_dockerfiles_torch(dockerfile: str):
+    lock = (ROOT / "requirements" / "torch-gpu.txt").read_text().splitlines()
+    assert "-r cpu.txt" in lock
+    pins = dict(line.split("==") for line in lock if "==" in line)
+    assert pins["torch"] == dockerfile_args(dockerfile)["TORCH_VERSION"]
+    assert all(pins[name] for name in ("triton", "nvidia-cudnn-cu13", "nvidia-cublas"))  # its CUDA libraries
+    cpu = {line.split("==")[0] for line in (ROOT / "requirements" / "cpu.txt").read_text().splitlines() if "==" in line}
+    assert not cpu & pins.keys(), "torch-gpu.txt repeats pins of cpu.txt"
+    import tomllib
+
+    nvml = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["nvml"]
+    assert [f"nvidia-ml-py=={pins['nvidia-ml-py']}"] == nvml, "regenerate with requirements/torch-gpu-lock.py"
