@@ -134,3 +134,12 @@ def publish_model(
     manifest, sources = build_manifest(model_file, name, version, **params)  # type: ignore[arg-type]
     publish(open_store(store_uri, options), manifest, sources, aliases)
     return manifest
+
+
+def stored_file(store_dir: Path, name: str = "lin", version: str = "1.0.0", path: str = "model.onnx") -> Path:
+    """Where a file:// store keeps one file of a published version (its layout decides)."""
+    from loader.keys import object_key
+
+    manifest = Manifest.from_json((store_dir / name / version / "manifest.json").read_bytes())
+    [entry] = [e for e in manifest.files if e.path == path]
+    return store_dir / object_key(manifest, entry)
