@@ -137,9 +137,11 @@ def publish_model(
 
 
 def stored_file(store_dir: Path, name: str = "lin", version: str = "1.0.0", path: str = "model.onnx") -> Path:
-    """Where a file:// store keeps one file of a published version (its layout decides)."""
-    from loader.keys import object_key
+    """Where a file:// store keeps one file of a published version (its manifest's layout decides)."""
+    import json
 
-    manifest = Manifest.from_json((store_dir / name / version / "manifest.json").read_bytes())
-    [entry] = [e for e in manifest.files if e.path == path]
-    return store_dir / object_key(manifest, entry)
+    manifest = json.loads((store_dir / name / version / "manifest.json").read_bytes())
+    [entry] = [e for e in manifest["files"] if e["path"] == path]
+    if manifest.get("layout") == "by-digest":
+        return store_dir / name / "_blobs" / "sha256" / entry["sha256"]
+    return store_dir / name / version / path

@@ -168,7 +168,7 @@ def test_exit_codes_name_the_kind_of_failure(published: str, store_dir: Path, on
 
 
 def test_exit_codes_are_documented_in_the_readme():
-    from function import cli
+    from function import exit_codes as cli
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     codes = {k: v for k, v in vars(cli).items() if k.startswith("EXIT_") and isinstance(v, int)}
