@@ -19,6 +19,7 @@ from filelock import FileLock
 
 from loader.errors import ArtifactNotFound, DigestMismatch, ModelfnError, StoreUnavailable
 from loader.keys import object_key
+from loader.knownbad import RECHECK_SECONDS, KnownBad
 from loader.manifest import MANIFEST_FILE, FileEntry, Manifest
 from loader.retry import DEFAULT_BUDGET_SECONDS, with_retries
 from loader.stores.base import Store
@@ -29,17 +30,6 @@ log = logging.getLogger("modelfn.cache")
 LOCK_TIMEOUT_SECONDS = 900.0
 COMPLETE_MARKER = ".complete"
 USE_LOCK = ".in-use.lock"
-# A manifest whose bytes failed verification is not downloaded again for bad_recheck_seconds, doubling
-# per failure up to the cap (a re-upload of the right bytes is picked up within the cap).
-BAD_RECHECK_SECONDS = 60.0
-BAD_RECHECK_MAX_SECONDS = 3600.0
-
-
-@dataclass
-class _KnownBad:
-    message: str
-    failures: int
-    retry_at: float
 
 
 @dataclass
@@ -58,8 +48,8 @@ class ArtifactCache:
         root: Path,
         retries: int = 4,
         retry_budget: float = DEFAULT_BUDGET_SECONDS,
-        bad_recheck_seconds: float = BAD_RECHECK_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        bad_recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = root
         self.retries = retries
@@ -67,9 +57,7 @@ class ArtifactCache:
         self.blobs = root / "blobs"
         self.views = root / "artifacts"
         self.refs = root / "refs"
-        self.bad_recheck_seconds = bad_recheck_seconds
-        self._clock = clock
-        self._bad: dict[str, _KnownBad] = {}
+        self.known_bad = KnownBad(root / "bad", bad_recheck_seconds, clock)
 
     def blob_path(self, sha256: str) -> Path:
         """Where a verified blob lives."""
@@ -95,14 +83,10 @@ class ArtifactCache:
         with self.in_use():
             if self._usable_view(view, manifest):
                 return view
-            self._refuse_known_bad(digest)
-            try:
-                for entry in manifest.files:
-                    self.ensure_blob(store, object_key(manifest, entry), entry, stats)
-            except DigestMismatch as exc:
-                self._remember_bad(digest, str(exc))
-                raise
-            self._bad.pop(digest, None)
+            self.known_bad.refuse(digest)
+            for entry in manifest.files:
+                self.ensure_blob(store, object_key(manifest, entry), entry, stats, manifest_digest=digest)
+            self.known_bad.clear(digest)
             return self._build_view(view, manifest, manifest_bytes)
 
     def _usable_view(self, view: Path, manifest: Manifest) -> bool:
@@ -117,17 +101,6 @@ class ArtifactCache:
         with suppress(OSError):  # read-only caches have no recency to keep
             os.utime(view)  # the view's mtime is its last use, which prune() ranks by
         return True
-
-    def _refuse_known_bad(self, digest: str) -> None:
-        bad = self._bad.get(digest)
-        if bad is not None and self._clock() < bad.retry_at:
-            wait = round(bad.retry_at - self._clock())
-            raise DigestMismatch(f"{bad.message} (same manifest: not downloaded again for {wait}s)")
-
-    def _remember_bad(self, digest: str, message: str) -> None:
-        failures = self._bad[digest].failures + 1 if digest in self._bad else 1
-        delay = min(BAD_RECHECK_MAX_SECONDS, self.bad_recheck_seconds * 2 ** (failures - 1))
-        self._bad[digest] = _KnownBad(message, failures, self._clock() + delay)
 
     def remember_resolution(self, uri: str, manifest_bytes: bytes) -> None:
         """Record which verified manifest ``uri`` resolved to, for use while the store is unreachable."""
@@ -172,7 +145,9 @@ class ArtifactCache:
                 doomed += [b for b in _children(self.blobs) if b.name.split(".lock")[0] not in referenced]
             return sum(_remove(path) for path in doomed)
 
-    def ensure_blob(self, store: Store, key: str, entry: FileEntry, stats: FetchStats) -> Path:
+    def ensure_blob(
+        self, store: Store, key: str, entry: FileEntry, stats: FetchStats, manifest_digest: str | None = None
+    ) -> Path:
         """Download one file once per container: other workers wait on the lock, then reuse it."""
         target = self.blob_path(entry.sha256)
         if is_intact(target, entry):
@@ -181,9 +156,16 @@ class ArtifactCache:
         with FileLock(str(target) + ".lock", timeout=LOCK_TIMEOUT_SECONDS):
             if is_intact(target, entry):
                 return target
+            if manifest_digest:  # a worker that waited on the lock learns the holder's verdict here
+                self.known_bad.refuse(manifest_digest)
             with suppress(FileNotFoundError):
                 target.unlink()  # altered on disk: never serve it, fetch the real bytes
-            with_retries(lambda: self._download(store, key, entry, target), self.retries, budget=self.retry_budget)
+            try:
+                with_retries(lambda: self._download(store, key, entry, target), self.retries, budget=self.retry_budget)
+            except DigestMismatch as exc:
+                if manifest_digest:
+                    self.known_bad.record(manifest_digest, str(exc))
+                raise
         stats.files_downloaded += 1
         stats.bytes_downloaded += entry.size
         return target

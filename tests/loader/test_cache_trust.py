@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from loader.artifacts import fetch
-from loader.cache import BAD_RECHECK_MAX_SECONDS, ArtifactCache
+from loader.cache import ArtifactCache
 from loader.errors import DigestMismatch, StoreUnavailable
+from loader.knownbad import RECHECK_MAX_SECONDS as BAD_RECHECK_MAX_SECONDS
 from loader.retry import with_retries
 from loader.stores.file import FileStore
 from loader.uri import parse_model_uri
@@ -139,3 +140,44 @@ def test_budget_still_allows_quick_retries():
 
     assert with_retries(flaky, retries=4, budget=30.0, clock=clock, sleep=lambda s: None) == "ok"
     assert len(calls) == 4
+
+
+class LoggingStore(FileStore):
+    """A file store that appends one line per download to a file (countable across processes)."""
+
+    log: Path
+
+    def iter_chunks(self, key, chunk_size=1024 * 1024):
+        with open(self.log, "a") as out:
+            out.write(key + "\n")
+        yield from super().iter_chunks(key, chunk_size)
+
+
+def _worker_fetch(uri_text: str, cache_dir: str, log: str, barrier) -> str:
+    uri = parse_model_uri(uri_text)
+    store = LoggingStore(uri.store, {})
+    store.log = Path(log)
+    barrier.wait(60)
+    try:
+        fetch(store, uri, ArtifactCache(Path(cache_dir), retries=0))
+    except DigestMismatch:
+        return "mismatch"
+    return "ok"
+
+
+def test_workers_share_the_verdict_on_bad_bytes(lin: str, store_dir: Path, tmp_path: Path):
+    """Two workers of one container starting together against a store serving wrong bytes: one download."""
+    import multiprocessing
+
+    model = stored_file(store_dir)
+    data = model.read_bytes()
+    model.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    ctx = multiprocessing.get_context("spawn")
+    log = tmp_path / "downloads.log"
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(4)
+        with ctx.Pool(4) as pool:
+            args = [(lin, str(tmp_path / "cache"), str(log), barrier)] * 4
+            outcomes = pool.starmap(_worker_fetch, args)
+    assert outcomes == ["mismatch"] * 4
+    assert len(log.read_text().splitlines()) == 1
