@@ -19,7 +19,7 @@ from loader.uri import parse_model_uri
 from tests.conftest import _EMULATOR_FIXTURES
 from tests.models import B, linear_onnx
 
-ROUNDS = 12
+ROUNDS = 20
 BARRIER_TIMEOUT = 120.0
 
 
