@@ -71,7 +71,7 @@ def test_any_prune_error_is_logged_and_counted_never_raised(tmp_path):
 
 
 @pytest.mark.timeout(180)
-def test_a_warm_cache_serves_while_the_store_is_down(make_settings, onnx_file, s3_emulator, monkeypatch):
+def test_a_warm_cache_serves_while_the_cloud_store_is_down(make_settings, onnx_file, s3_emulator, monkeypatch):
     for name, value in s3_emulator.env.items():
         monkeypatch.setenv(name, value)
     bucket = s3_emulator.create_bucket(f"offline-{uuid.uuid4().hex[:12]}")

@@ -43,7 +43,10 @@ def _publisher(uri: str, env: dict[str, str], model: str, rounds: int, barrier: 
             results.put((i, "error", f"{type(exc).__name__}: {exc}"))
 
 
-@pytest.fixture(params=["file", *(pytest.param(s, marks=pytest.mark.emulator) for s in ("s3", "gs", "az"))])
+# "cloud-" ids: `make test-fast` (-k "not cloud") leaves the emulator runs out.
+@pytest.fixture(
+    params=["file", *(pytest.param(s, marks=pytest.mark.emulator, id=f"cloud-{s}") for s in ("s3", "gs", "az"))]
+)
 def race_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict]:
     """``(store URI, environment)`` for a fresh store on each backend (emulators for the clouds)."""
     if request.param == "file":
