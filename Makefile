@@ -34,6 +34,12 @@ lint: $(VENV)/.dev
 	$(BIN)/hadolint Dockerfile docker/*.Dockerfile
 	terraform fmt -check -recursive terraform
 
+## install-core: the package alone in .venv (the CLI and the server on the demo model)
+install-core: $(VENV)/.core
+
+## install-dev: every extra (s3, gcs, azure, torch) and the test tools in .venv
+install-dev: $(VENV)/.dev
+
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

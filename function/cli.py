@@ -1,4 +1,4 @@
-"""The ``modelfn`` command line: publish, promote, list, serve, predict (and deploy)."""
+"""The ``modelfn`` command line: publish, promote, list, verify, serve, predict (and deploy)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,28 @@ from typing import Any, NoReturn
 
 import click
 
-from loader.errors import ModelfnError
+from function.exit_codes import (
+    EXIT_CONFIG,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_INTEGRITY,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    exit_code_for,
+)
+from loader import errors as le
 
-EXIT_USAGE = 2
-EXIT_FAILED = 1
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_CONFLICT",
+    "EXIT_FAILED",
+    "EXIT_INTEGRITY",
+    "EXIT_NOT_FOUND",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "main",
+]
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -28,8 +46,8 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ModelfnError as exc:
-            fail(str(exc), EXIT_USAGE if not exc.retryable else EXIT_FAILED)
+        except le.ModelfnError as exc:
+            fail(str(exc), exit_code_for(exc))
 
 
 @click.group(cls=Group)
@@ -138,19 +156,22 @@ def publish(
     from function.publishing import build_manifest, upload
 
     labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()] if labels_file else None
-    manifest, sources = build_manifest(
-        model_file,
-        name,
-        version_,
-        framework,
-        inputs,
-        outputs,
-        list(extra_files),
-        preprocess={"scale": scale, "mean": _floats(mean), "std": _floats(std)},
-        postprocess={"softmax": softmax, "labels": labels, "top_k": top_k},
-        metadata=meta,
-        precision=precision,
-    )
+    try:
+        manifest, sources = build_manifest(
+            model_file,
+            name,
+            version_,
+            framework,
+            inputs,
+            outputs,
+            list(extra_files),
+            preprocess={"scale": scale, "mean": _floats(mean), "std": _floats(std)},
+            postprocess={"softmax": softmax, "labels": labels, "top_k": top_k},
+            metadata=meta,
+            precision=precision,
+        )
+    except le.ManifestInvalid as exc:  # built from the arguments, so it is a usage error, not a bad store
+        fail(str(exc), EXIT_USAGE)
     all_aliases = list(dict.fromkeys([*aliases, *([] if no_latest else ["latest"])]))
     upload(store_uri, manifest, sources, all_aliases, _store_options())
     click.echo(
@@ -195,6 +216,26 @@ def list_cmd(store_uri: str, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("ref")
+@click.option("--store", "store_uri", required=True, help="Store URI, e.g. gs://bucket/models.")
+def verify(ref: str, store_uri: str) -> None:
+    """Download NAME@REF into a scratch cache and check every digest (full reasons, for operators)."""
+    import tempfile
+
+    from loader.artifacts import fetch
+    from loader.cache import ArtifactCache
+    from loader.stores import open_store
+    from loader.uri import parse_model_uri
+
+    uri = parse_model_uri(f"{store_uri.rstrip('/')}/{ref}")
+    with tempfile.TemporaryDirectory(prefix="modelfn-verify-") as scratch:
+        artifact = fetch(open_store(uri.store, _store_options()), uri, ArtifactCache(Path(scratch)))
+    manifest = artifact.manifest
+    total = sum(f.size for f in manifest.files)
+    click.echo(f"verified {manifest.name}@{manifest.version}: {len(manifest.files)} file(s), {total} bytes")
+
+
+@main.command()
 @click.option("--port", type=click.IntRange(1, 65535), help="Overrides PORT (default 8080).")
 @click.option("--model-uri", help="Overrides MODEL_URI (default: the bundled demo model).")
 @click.option("--workers", type=click.IntRange(min=1), help="Overrides WORKERS.")
@@ -224,8 +265,12 @@ def serve(port: int | None, model_uri: str | None, workers: int | None) -> None:
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the response.")
 def predict(instances_json: str | None, url: str, model_name: str, file_: Any, timeout: float) -> None:
     """Send INSTANCES_JSON (e.g. '[[5.1,3.5,1.4,0.2]]') to /v1/models/<model>:predict."""
+    from urllib.parse import urlsplit
+
     from function.client import post_predict
 
+    if urlsplit(url).scheme not in ("http", "https"):
+        fail("--url must start with http:// or https://", EXIT_USAGE)
     text = file_.read() if file_ else instances_json
     if text is None:
         fail("give INSTANCES_JSON or --file", EXIT_USAGE)
@@ -240,7 +285,7 @@ def predict(instances_json: str | None, url: str, model_name: str, file_: Any, t
     status, body = post_predict(url, model_name, instances, timeout)
     click.echo(json.dumps(body, indent=2))
     if status >= 400:
-        sys.exit(EXIT_FAILED)
+        sys.exit(EXIT_UNAVAILABLE if status in (429, 503) else EXIT_FAILED)
 
 
 def _register_deploy() -> None:

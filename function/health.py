@@ -9,23 +9,27 @@ from function.errors import error_response
 
 
 def readiness() -> Response:
-    """200 when READY; 503 with state, phase and reason otherwise."""
+    """200 when READY; 503 with state, phase and a public reason otherwise (full reasons are in the logs)."""
     holder = context().holder
     model = holder.model
     if model is not None:
         runtime = model.runtime
-        return jsonify(
-            {
-                "state": "READY",
-                "model": model.name,
-                "version": model.version,
-                "device": runtime.device,
-                "provider": runtime.provider,
-            }
-        )
+        body = {
+            "state": "READY",
+            "model": model.name,
+            "version": model.version,
+            "device": runtime.device,
+            "provider": runtime.provider,
+        }
+        if model.artifact.offline:
+            # Ready, but on the last verified resolution: the store could not be asked about the ref.
+            body |= {"source": "cache", "detail": "store unreachable at load time; serving the cached resolution"}
+        else:
+            body["source"] = "store"
+        return jsonify(body)
     holder.start()  # lazy mode: the platform's first probe counts as the first request (idempotent)
     status = holder.status()
-    reason = status.reason or f"model is {status.phase.value}"
+    reason = status.public_reason or f"model is {status.phase.value}"
     response = error_response(503, reason, reason=reason, state=status.state.value, phase=status.phase.value)
     if status.retry_in is not None:
         response.headers["Retry-After"] = str(max(1, round(status.retry_in)))

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from loader.artifacts import LocalArtifact
 from loader.errors import ModelfnError
+from loader.public import public_message
 from loader.runtimes import Runtime
 
 log = logging.getLogger("modelfn.model")
@@ -55,8 +56,9 @@ class Status:
 
     state: State
     phase: Phase
-    reason: str | None
+    reason: str | None  # the full reason, for logs and operators
     retry_in: float | None
+    public_reason: str | None = None  # the same without store URIs, paths or digests (probes, 503 bodies)
 
 
 class ModelNotReady(Exception):
@@ -88,6 +90,7 @@ class ModelHolder:
         self._state = State.IDLE
         self._phase = Phase.WAITING
         self._reason: str | None = None
+        self._public_reason: str | None = None
         self._next_retry: float | None = None
         self._model: LoadedModel | None = None
         self._thread: threading.Thread | None = None
@@ -111,7 +114,7 @@ class ModelHolder:
         """The current state, phase and failure reason."""
         with self._cond:
             retry_in = None if self._next_retry is None else max(0.0, self._next_retry - time.monotonic())
-            return Status(self._state, self._phase, self._reason, retry_in)
+            return Status(self._state, self._phase, self._reason, retry_in, self._public_reason)
 
     @property
     def model(self) -> LoadedModel | None:
@@ -135,6 +138,7 @@ class ModelHolder:
         with self._cond:
             self._model = model
             self._state, self._phase, self._reason, self._next_retry = State.READY, Phase.READY, None, None
+            self._public_reason = None
             self._cond.notify_all()
         self._on_ready(model)
 
@@ -165,5 +169,6 @@ class ModelHolder:
             log.exception("model load failed")
         with self._cond:
             self._state, self._phase, self._reason = State.FAILED, Phase.FAILED, reason
+            self._public_reason = public_message(exc)
             self._next_retry = time.monotonic() + self._retry_seconds
             self._cond.notify_all()

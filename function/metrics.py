@@ -50,6 +50,8 @@ class Metrics:
     file_downloads: Counter
     fetch_bytes: Counter
     cache_pruned_bytes: Counter
+    cache_prune_failures: Counter
+    offline_loads: Counter
     fetch_seconds: Histogram
     load_seconds: Histogram
     warmup_seconds: Histogram
@@ -62,6 +64,8 @@ class Metrics:
         """Record one successful fetch + load."""
         if stats.files_downloaded:
             self.artifact_downloads.inc()
+        if model.artifact.offline:
+            self.offline_loads.inc()
         self.file_downloads.inc(stats.files_downloaded)
         self.fetch_bytes.inc(stats.bytes_downloaded)
         self.fetch_seconds.observe(fetch_s)
@@ -105,6 +109,14 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
         fetch_bytes=Counter("modelfn_fetch_bytes", "Artifact bytes downloaded", registry=registry),
         cache_pruned_bytes=Counter(
             "modelfn_cache_pruned_bytes", "Bytes freed from the artifact cache by pruning", registry=registry
+        ),
+        cache_prune_failures=Counter(
+            "modelfn_cache_prune_failures", "Cache prunes that failed (logged, never fatal)", registry=registry
+        ),
+        offline_loads=Counter(
+            "modelfn_offline_loads",
+            "Loads served from the cache's last verified resolution because the store was unreachable",
+            registry=registry,
         ),
         fetch_seconds=Histogram(
             "modelfn_fetch_seconds", "Resolve + fetch phase", buckets=LOAD_BUCKETS, registry=registry

@@ -51,6 +51,7 @@ def build_manifest(
             preprocess=PreProcessing(**preprocess),
             postprocess=PostProcessing(**postprocess),
             provenance=Provenance(metadata=metadata),
+            layout="by-digest",
         )
     except ValidationError as exc:
         raise ManifestInvalid(f"invalid manifest: {first_problem(exc, 'manifest')}") from None

@@ -30,7 +30,9 @@ log = logging.getLogger("modelfn.model")
 
 def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[[Callable[[Phase], None]], LoadedModel]:
     """A loader for the holder: resolve + fetch (verified) into the cache, then load the runtime."""
-    cache = ArtifactCache(settings.cache_dir, settings.fetch_retries)
+    cache = ArtifactCache(
+        settings.cache_dir, settings.fetch_retries, settings.fetch_retry_budget_seconds, settings.load_retry_seconds
+    )
     device = DeviceChoice(settings.device.value)
     options = settings.store_options()
 
@@ -89,8 +91,9 @@ def prune_cache(cache: ArtifactCache, keep: int, metrics: Metrics) -> None:
         return
     try:
         freed = cache.prune(keep)
-    except OSError as exc:  # a full or read-only cache must not fail a model that already loaded
-        log.warning("cache prune failed", extra={"fields": {"error": str(exc)}})
+    except Exception as exc:  # a full, read-only or foreign cache must never fail a model that already loaded
+        metrics.cache_prune_failures.inc()
+        log.warning("cache prune failed", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
         return
     if freed:
         metrics.cache_pruned_bytes.inc(freed)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     load_wait_seconds: float = Field(10.0, ge=0, description="How long a request waits for a loading model")
     load_retry_seconds: float = Field(30.0, gt=0, description="Delay before retrying a failed load")
     fetch_retries: int = Field(4, ge=0, description="Retries of transient storage errors per file")
+    fetch_retry_budget_seconds: float = Field(
+        30.0, gt=0, description="Most seconds one storage read spends retrying (plus one request's timeout)"
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest accepted request body")
 
     port: int = Field(8080, gt=0, lt=65536, description="Port Gunicorn binds on 0.0.0.0")

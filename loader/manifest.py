@@ -15,6 +15,9 @@ from loader.errors import InvalidURI, ManifestInvalid, first_problem
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+# "by-path": files at <name>/<version>/<path> (manifests written before content addressing);
+# "by-digest": files at <name>/_blobs/sha256/<hex>, so a racing publisher can never overwrite them.
+Layout = Literal["by-path", "by-digest"]
 
 
 class Framework(StrEnum):
@@ -132,6 +135,7 @@ class Manifest(_Strict):
     preprocess: PreProcessing = Field(default_factory=PreProcessing)
     postprocess: PostProcessing = Field(default_factory=PostProcessing)
     provenance: Provenance = Field(default_factory=Provenance)
+    layout: Layout = Field("by-path", description="Where the files live in the store (see Layout)")
 
     @field_validator("name")
     @classmethod

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loader.artifacts import alias_key, manifest_key, read_alias
+from loader.artifacts import read_alias
 from loader.errors import AlreadyExists, ArtifactNotFound
+from loader.keys import alias_key, blob_key, manifest_key
 from loader.manifest import AliasRecord, FileEntry, Manifest
 from loader.retry import with_retries
 from loader.stores.base import CHUNK_SIZE, Progress, Store
@@ -34,14 +35,24 @@ def publish(
     progress: ProgressFactory | None = None,
     retries: int = 2,
 ) -> None:
-    """Upload files, then the manifest as a conditional create; refuses an existing version."""
+    """Upload files to content-addressed keys, then the manifest as a conditional create.
+
+    A file's key is its sha256, so a racing publisher can only ever write the same bytes to it; the
+    manifest write is the commit point, and the loser's files are simply unreferenced.
+    """
+    if manifest.layout != "by-digest":
+        manifest = manifest.model_copy(update={"layout": "by-digest"})
     key = manifest_key(manifest.name, manifest.version)
     if store.exists(key):
         raise AlreadyExists(f"{manifest.name}@{manifest.version} already exists; versions are immutable")
+    if store.exists(alias_key(manifest.name, manifest.version)):
+        raise AlreadyExists(f"{manifest.version!r} is an alias of {manifest.name}; a version cannot shadow it")
     for entry in manifest.files:
+        object_key = blob_key(manifest.name, entry.sha256)
+        if with_retries(lambda k=object_key: store.exists(k), retries):  # type: ignore[misc]
+            continue  # the same bytes are already there (an earlier version, or a racing publisher)
         source = sources[entry.path]
         callback = progress(entry.path, entry.size) if progress else None
-        object_key = f"{manifest.name}/{manifest.version}/{entry.path}"
         with_retries(lambda s=source, k=object_key, c=callback: store.put_file(k, s, progress=c), retries)  # type: ignore[misc]
     # The manifest is the commit point: two racing publishers cannot both win this write.
     try:

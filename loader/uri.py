@@ -11,6 +11,8 @@ from loader.errors import InvalidURI
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 DEFAULT_ALIAS = "latest"
+# Content-addressed files live under <name>/_blobs/; REF_RE cannot match it, so no version collides.
+BLOBS_DIR = "_blobs"
 
 
 @dataclass(frozen=True)

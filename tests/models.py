@@ -134,3 +134,14 @@ def publish_model(
     manifest, sources = build_manifest(model_file, name, version, **params)  # type: ignore[arg-type]
     publish(open_store(store_uri, options), manifest, sources, aliases)
     return manifest
+
+
+def stored_file(store_dir: Path, name: str = "lin", version: str = "1.0.0", path: str = "model.onnx") -> Path:
+    """Where a file:// store keeps one file of a published version (its manifest's layout decides)."""
+    import json
+
+    manifest = json.loads((store_dir / name / version / "manifest.json").read_bytes())
+    [entry] = [e for e in manifest["files"] if e["path"] == path]
+    if manifest.get("layout") == "by-digest":
+        return store_dir / name / "_blobs" / "sha256" / entry["sha256"]
+    return store_dir / name / version / path

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from loader.errors import AlreadyExists, ArtifactNotFound, ModelfnError, StoreConfigError, StoreUnavailable
-from loader.stores.base import CHUNK_SIZE, Progress, translated
+from loader.stores.base import CHUNK_SIZE, Progress, install_hint, translated
 from loader.uri import StoreLocation
 
 # Small, explicit timeouts and no SDK retries (the SDK's default is 10): callers own retry policy.
@@ -24,7 +24,7 @@ class AzureBlobStore:
             import azure.core.exceptions
             from azure.storage.blob import BlobServiceClient
         except ImportError:
-            raise StoreConfigError("az:// stores need azure-storage-blob: pip install 'modelfn[azure]'") from None
+            raise StoreConfigError(f"az:// stores need azure-storage-blob: {install_hint('azure')}") from None
         self._exc = azure.core.exceptions
         service = self._service(BlobServiceClient, options)
         self._container: Any = service.get_container_client(location.bucket)
@@ -42,7 +42,7 @@ class AzureBlobStore:
             try:
                 from azure.identity import DefaultAzureCredential
             except ImportError:
-                raise StoreConfigError("az:// stores need azure-identity: pip install 'modelfn[azure]'") from None
+                raise StoreConfigError(f"az:// stores need azure-identity: {install_hint('azure')}") from None
             # Managed identity / workload identity on Container Apps; az login on a laptop.
             return client_cls(account_url, credential=DefaultAzureCredential(), **CLIENT_OPTIONS)
         raise StoreConfigError(

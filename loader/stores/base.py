@@ -14,6 +14,11 @@ CHUNK_SIZE = 1024 * 1024
 Progress = Callable[[int], None]
 
 
+def install_hint(extra: str) -> str:
+    """How to get a backend's SDK, for an installed package and for a source checkout."""
+    return f"pip install 'modelfn[{extra}]' (from a source checkout: pip install -e '.[{extra}]')"
+
+
 class Store(Protocol):
     """Object storage as modelfn needs it.
 

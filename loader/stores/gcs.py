@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from loader.errors import AlreadyExists, ArtifactNotFound, ModelfnError, StoreConfigError, StoreUnavailable
-from loader.stores.base import CHUNK_SIZE, Progress, translated
+from loader.stores.base import CHUNK_SIZE, Progress, install_hint, translated
 from loader.uri import StoreLocation
 
 # (connect, read) seconds: a dead endpoint surfaces as StoreUnavailable quickly; callers retry.
@@ -32,7 +32,7 @@ class GCSStore:
             from google.cloud import storage
             from google.cloud.storage import exceptions as storage_exceptions
         except ImportError:
-            raise StoreConfigError("gs:// stores need google-cloud-storage: pip install 'modelfn[gcs]'") from None
+            raise StoreConfigError(f"gs:// stores need google-cloud-storage: {install_hint('gcs')}") from None
         self._api = google.api_core.exceptions
         self._auth = google.auth.exceptions
         self._transient: tuple[type[BaseException], ...] = (

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loader.errors import AlreadyExists, ArtifactNotFound, ModelfnError, StoreConfigError, StoreUnavailable
-from loader.stores.base import CHUNK_SIZE, Progress, translated
+from loader.stores.base import CHUNK_SIZE, Progress, install_hint, translated
 from loader.uri import StoreLocation
 
 # Small, explicit timeouts: a dead endpoint must surface as StoreUnavailable in seconds, and the
@@ -39,7 +39,7 @@ class S3Store:
             import botocore.config
             import botocore.exceptions
         except ImportError:
-            raise StoreConfigError("s3:// stores need boto3: pip install 'modelfn[s3]'") from None
+            raise StoreConfigError(f"s3:// stores need boto3: {install_hint('s3')}") from None
         self._exc = botocore.exceptions
         # total_max_attempts=1 means no retries at all (botocore's legacy "max_attempts" counts
         # retries, so max_attempts=1 would still retry once): callers own the retry policy.

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from function.app import create_app
+from loader.keys import object_key
 from loader.stores import open_store
 from tests.conftest import wait_ready
 from tests.events import payloads
@@ -91,8 +92,8 @@ def test_a_broken_new_version_keeps_the_old_one_serving(s3_models, make_settings
     app = create_app(make_settings(model_uri=f"{s3_models}/lin@latest", events_auth="platform"))
     client = app.test_client()
     wait_ready(client)
-    publish_model(s3_models, linear_onnx(tmp_path / "v2.onnx", bias=np.array([5.0, 5.0, 5.0])), version="2.0.0")
-    open_store(s3_models).put_bytes("lin/2.0.0/v2.onnx", b"corrupted after publishing")
+    v2 = publish_model(s3_models, linear_onnx(tmp_path / "v2.onnx", bias=np.array([5.0, 5.0, 5.0])), version="2.0.0")
+    open_store(s3_models).put_bytes(object_key(v2, v2.files[0]), b"corrupted after publishing")
     updater = app.extensions["modelfn.events"].updater
     with Hammer(app) as hammer:
         assert updater.check() == "failed"

@@ -13,7 +13,7 @@ import pytest
 from function.app import create_app
 from function.holder import LoadedModel, ModelHolder, ModelNotReady, Phase, State
 from tests.conftest import wait_ready
-from tests.models import linear_onnx, publish_model
+from tests.models import linear_onnx, publish_model, stored_file
 
 X = {"instances": [[1.0, 2.0, 3.0, 4.0]]}
 
@@ -65,7 +65,7 @@ def _failed(client) -> dict:
 
 
 def test_digest_mismatch_reports_and_recovers_without_restart(make_settings, published, store_dir):
-    model_file = store_dir / "lin" / "1.0.0" / "model.onnx"
+    model_file = stored_file(store_dir)
     good = model_file.read_bytes()
     model_file.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))  # same size, different bytes
     client = create_app(make_settings(model_uri=f"{published}/lin@1.0.0")).test_client()

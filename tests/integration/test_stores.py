@@ -169,7 +169,9 @@ def test_missing_version_recovers_without_restart(published: Emulator, function_
 def test_wrong_digest_is_reported_and_recovers(published: Emulator, function_image: str, network: Network) -> None:
     published.publish("3.0.0", "--no-latest")
     manifest = json.loads(published.get(published.key("iris", "3.0.0", "manifest.json")))
-    model_key = published.key("iris", "3.0.0", manifest["model_file"])
+    [entry] = [f for f in manifest["files"] if f["path"] == manifest["model_file"]]
+    # Content-addressed layout (loader.keys.object_key): the file lives under its sha256.
+    model_key = published.key("iris", "_blobs", "sha256", entry["sha256"])
     good = published.get(model_key)
     published.put(model_key, bytes(reversed(good)))  # same size, other bytes
     service: Service | None = None

@@ -15,7 +15,7 @@ from loader.errors import ArtifactNotFound, DigestMismatch, StoreUnavailable
 from loader.stores import open_store
 from loader.stores.file import FileStore
 from loader.uri import parse_model_uri
-from tests.models import linear_onnx, publish_model
+from tests.models import linear_onnx, publish_model, stored_file
 
 
 class FlakyStore(FileStore):
@@ -67,7 +67,7 @@ def test_retries_are_bounded(lin: str, tmp_path: Path):
 
 @pytest.mark.parametrize("corruption", ["same-size", "truncated", "longer"])
 def test_digest_mismatch_is_typed_and_not_retried(lin: str, store_dir: Path, tmp_path: Path, corruption):
-    model = store_dir / "lin" / "1.0.0" / "model.onnx"
+    model = stored_file(store_dir)
     data = model.read_bytes()
     model.write_bytes({"same-size": data[:-1] + b"\x00", "truncated": data[:-5], "longer": data + b"x"}[corruption])
     uri = parse_model_uri(lin)
@@ -80,7 +80,7 @@ def test_digest_mismatch_is_typed_and_not_retried(lin: str, store_dir: Path, tmp
 
 
 def test_missing_file_is_typed(lin: str, store_dir: Path, tmp_path: Path):
-    (store_dir / "lin" / "1.0.0" / "model.onnx").unlink()
+    stored_file(store_dir).unlink()
     uri = parse_model_uri(lin)
     with pytest.raises(ArtifactNotFound):
         fetch(open_store(uri.store), uri, ArtifactCache(tmp_path / "cache"))
