@@ -96,6 +96,8 @@ def public_message(exc: BaseException) -> str:
 
 def public_reason(status: Status) -> str:
     """A not-ready reason safe for anonymous callers (the load's own error is in the log)."""
+    if status.public_reason:  # the load's reason with store URIs, paths and digests scrubbed
+        return f"{status.public_reason} (the function's log has the details)"
     if status.reason:
         return f"the model failed to load (phase {status.phase.value}); the function's log has the reason"
     return f"model is {status.phase.value}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 
 from function.context import context
-from function.errors import error_response
+from function.errors import error_response, public_reason
 
 
 def readiness() -> Response:
@@ -29,7 +29,7 @@ def readiness() -> Response:
         return jsonify(body)
     holder.start()  # lazy mode: the platform's first probe counts as the first request (idempotent)
     status = holder.status()
-    reason = status.public_reason or f"model is {status.phase.value}"
+    reason = public_reason(status)
     response = error_response(503, reason, reason=reason, state=status.state.value, phase=status.phase.value)
     if status.retry_in is not None:
         response.headers["Retry-After"] = str(max(1, round(status.retry_in)))
