@@ -1,0 +1,251 @@
+"""Results -> a Markdown report (targets of issue 8 as ratios, full tables) and a PNG plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+MODELFN = "modelfn"
+PEERS = ("bentoml", "mlserver")
+SERVER_COLUMNS = (
+    "server",
+    "model",
+    "request",
+    "c=1 p50 ms",
+    "c=1 p99 ms",
+    "c=32 req/s",
+    "c=32 p99 ms",
+    "errors",
+    "PSS MB",
+    "cold start s",
+)
+PART_COLUMNS = (
+    "model",
+    "interpreter",
+    "interpreter + imports",
+    "download (boto3)",
+    "session create",
+    "first run",
+    "sum (imports..first run)",
+)
+
+
+def _head(columns: tuple[str, ...], left: int) -> list[str]:
+    """A Markdown table header; the first ``left`` columns are text, the rest numbers (right-aligned)."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * left + "---:|" * (len(columns) - left)]
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def _load(results: dict[str, Any], server: str, model: str, kind: str, conc: str, field: str) -> float | None:
+    return _get(results, "servers", server, model, "loads", kind, conc, field)
+
+
+def best_peer(results: dict[str, Any], model: str) -> tuple[str, float] | None:
+    """The peer (and its request kind) with the most c=32 req/s on ``model``."""
+    best: tuple[str, float] | None = None
+    for peer in PEERS:
+        for kind, load in (_get(results, "servers", peer, model, "loads") or {}).items():
+            rps = load["c32"]["req_per_s"]
+            if best is None or rps > best[1]:
+                best = (f"{peer} {kind}", rps)
+    return best
+
+
+def _row(name: str, value: float | None, shown: str, goal: str, ok: bool | None) -> str:
+    met = "n/a" if value is None or ok is None else ("yes" if ok else "**no**")
+    return f"| {name} | {shown} | {goal} | {met} |"
+
+
+def target_rows(results: dict[str, Any]) -> list[str]:
+    """One row per target of issue 8, modelfn with default settings."""
+    rows, peer = [], best_peer(results, "mlp")
+    for kind, label in (("v2-binary", "V2 binary"), ("v2-json", "V2 JSON")):
+        rps = _load(results, MODELFN, "mlp", kind, "c32", "req_per_s")
+        ratio = rps / peer[1] if rps and peer else None
+        shown = f"{_fmt(ratio)}x ({_fmt(rps)} vs {peer[0]} {_fmt(peer[1])})" if ratio else "n/a"
+        rows.append(_row(f"c=32 req/s vs best peer, {label} (mlp)", ratio, shown, ">= 2x", ratio and ratio >= 2))
+    best = _get(results, "raw", "mlp", "best_items_per_s")
+    for kind, label, goal in (("v2-binary", "V2 binary", 0.6), ("v2-json", "V2 JSON", 0.4)):
+        rps = _load(results, MODELFN, "mlp", kind, "c32", "req_per_s")
+        ratio = rps / best if rps and best else None
+        batch = _get(results, "raw", "mlp", "best_batch")
+        shown = f"{_fmt(ratio)} ({_fmt(rps)} vs {_fmt(best)} items/s at batch {batch})" if ratio else "n/a"
+        rows.append(
+            _row(
+                f"c=32 req/s / raw ORT best batch, {label} (mlp)",
+                ratio,
+                shown,
+                f">= {goal}",
+                ratio is not None and ratio >= goal,
+            )
+        )
+    for model, kind, label, goal in (
+        ("mlp", "v2-binary", "V2 binary", 0.5),
+        ("mlp", "v2-json", "V2 JSON", 1.5),
+        ("demo", "v2-binary", "V2 binary", 0.5),
+        ("demo", "v2-json", "V2 JSON", 0.5),
+    ):
+        p50 = _load(results, MODELFN, model, kind, "c1", "p50_ms")
+        raw = _get(results, "raw", model, "batch1_p50_ms")
+        gap = p50 - raw if p50 is not None and raw is not None else None
+        shown = f"{_fmt(gap)} ms ({_fmt(p50)} - {_fmt(raw)})" if gap is not None else "n/a"
+        rows.append(
+            _row(
+                f"c=1 p50 minus raw session.run p50, {label} ({model})",
+                gap,
+                shown,
+                f"<= {goal} ms",
+                gap is not None and gap <= goal,
+            )
+        )
+    pss = _get(results, "servers", MODELFN, "mlp", "pss_mb")
+    copy = _get(results, "raw", "mlp", "model_pss_mb")
+    limit = copy + 200 if copy is not None else None
+    shown = f"{_fmt(pss, 4)} MB (limit {_fmt(limit, 4)} = copy {_fmt(copy, 4)} + 200)" if pss and limit else "n/a"
+    rows.append(
+        _row("PSS after load, whole tree (mlp)", pss, shown, "<= one copy + 200 MB", pss and limit and pss <= limit)
+    )
+    cold = _get(results, "servers", MODELFN, "mlp", "cold_start_s")
+    peers = {p: _get(results, "servers", p, "mlp", "cold_start_s") for p in PEERS}
+    peers = {p: v for p, v in peers.items() if v is not None}
+    fastest = min(peers.items(), key=lambda kv: kv[1]) if peers else None
+    ratio = cold / fastest[1] if cold and fastest else None
+    shown = f"{_fmt(ratio)}x ({_fmt(cold)} s vs {fastest[0]} {_fmt(fastest[1])} s)" if ratio else "n/a"
+    rows.append(_row("cold start vs fastest peer (mlp)", ratio, shown, "< 1x (keep the lead)", ratio and ratio < 1))
+    parts = _get(results, "parts", "mlp", "sum_s")
+    ratio = cold / parts if cold and parts else None
+    shown = f"{_fmt(ratio)}x ({_fmt(cold)} s vs parts {_fmt(parts)} s)" if ratio else "n/a"
+    rows.append(
+        _row("cold start / sum of its parts measured alone (mlp)", ratio, shown, "<= 1.3x", ratio and ratio <= 1.3)
+    )
+    return rows
+
+
+def server_rows(results: dict[str, Any]) -> list[str]:
+    """Every server, model and request kind, then raw onnxruntime."""
+    rows = []
+    for server, per_model in results.get("servers", {}).items():
+        for model, r in per_model.items():
+            for kind, load in r["loads"].items():
+                c1, c32 = load["c1"], load["c32"]
+                errors = c1["errors"] + c32["errors"]
+                rows.append(
+                    f"| {server} | {model} | {kind} | {c1['p50_ms']:.2f} | {c1['p99_ms']:.2f} | {c32['req_per_s']:.0f} "
+                    f"| {c32['p99_ms']:.1f} | {errors} | {r['pss_mb']:.0f} | {r['cold_start_s']:.2f} |"
+                )
+    for model, raw in results.get("raw", {}).items():
+        rows.append(
+            f"| raw session.run, batch 1 | {model} | in-process | {raw['batch1_p50_ms']:.3f} "
+            f"| {raw['batch1_p99_ms']:.3f} | {raw['batch1_items_per_s']:.0f} items/s | | "
+            f"| {raw['model_pss_mb']:.0f} (model copy) | |"
+        )
+        rows.append(
+            f"| raw session.run, best batch ({raw['best_batch']}) | {model} | in-process | | "
+            f"| {raw['best_items_per_s']:.0f} items/s | | | | |"
+        )
+    return rows
+
+
+def markdown(results: dict[str, Any], png: str) -> str:
+    """The whole report."""
+    meta = results["meta"]
+    lines = [
+        f"# Serving benchmark: commit {meta['commit']}, {meta['date_utc']}",
+        "",
+        f"{meta['label']}".strip(),
+        "",
+        f"{meta['cpus']} CPUs, load average at start {', '.join(f'{x:.2f}' for x in meta['loadavg_at_start'])}, "
+        f"Python {meta['python']}, {meta['seconds_per_load']:g} s per load run, median of {meta['cold_repeats']} "
+        f"cold starts, load generator: {meta['load_generator']}; run took {meta.get('wall_s', 0):.0f} s. "
+        f"modelfn extra env: {meta['modelfn_env'] or 'none (defaults)'}.",
+        "",
+        "## Targets (issue 8), modelfn with default settings",
+        "",
+        "| target | measured | goal | met |",
+        "|---|---|---|---|",
+        *target_rows(results),
+        "| hot swap under c=32 load | not a bench figure (serving tests) | new version everywhere within 2 s | n/a |",
+        "",
+        "## Every server",
+        "",
+        "One-row requests. c=1: p50/p99 latency; c=32: req/s and p99. PSS: whole process tree after the load runs.",
+        "Cold start: exec -> first 200 (modelfn: from the S3 emulator, empty cache; peers: model on local disk).",
+        "",
+        *_head(SERVER_COLUMNS, 3),
+        *server_rows(results),
+        "",
+        "## modelfn cold start, its parts measured alone",
+        "",
+        *_head(PART_COLUMNS, 1),
+    ]
+    for model, p in results.get("parts", {}).items():
+        lines.append(
+            f"| {model} | {p['interpreter_s']:.3f} | {p['imports_s']:.3f} | {p['download_s']:.3f} "
+            f"| {p['session_create_s']:.3f} | {p['first_run_s']:.4f} | {p['sum_s']:.3f} |"
+        )
+    lines += ["", f"![serving benchmark]({png})", ""]
+    if results.get("errors"):
+        lines += ["## Failures (the run went on)", ""]
+        lines += [f"- {e['step']}: `{e['error'].splitlines()[-1][:300]}`" for e in results["errors"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path, model: str = "mlp") -> None:
+    """Four panels for ``model``: c=32 req/s, c=1 p50, PSS, cold start; raw ORT / targets as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    servers = {s: r[model] for s, r in results.get("servers", {}).items() if model in r}
+    labels = [f"{s}\n{k}" for s, r in servers.items() for k in r["loads"]]
+    loads = [load for r in servers.values() for load in r["loads"].values()]
+    raw = _get(results, "raw", model) or {}
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    meta = results["meta"]
+    fig.suptitle(f"{model}: commit {meta['commit']}, {meta['date_utc']} {meta['label']}"[:140], fontsize=10)
+    _bars(axes[0][0], labels, [x["c32"]["req_per_s"] for x in loads], "c=32 req/s (one row each)")
+    if raw:
+        axes[0][0].axhline(
+            raw["best_items_per_s"], color="red", ls="--", label=f"raw ORT best batch ({raw['best_batch']})"
+        )
+        axes[0][0].axhline(raw["batch1_items_per_s"], color="gray", ls=":", label="raw ORT batch 1")
+        axes[0][0].legend(fontsize=8)
+    _bars(axes[0][1], labels, [x["c1"]["p50_ms"] for x in loads], "c=1 p50 latency (ms)")
+    if raw:
+        axes[0][1].axhline(raw["batch1_p50_ms"], color="red", ls="--", label="raw session.run p50")
+        axes[0][1].legend(fontsize=8)
+    names = list(servers)
+    _bars(axes[1][0], names, [r["pss_mb"] for r in servers.values()], "PSS of the process tree after load (MB)")
+    if raw:
+        axes[1][0].axhline(raw["model_pss_mb"] + 200, color="red", ls="--", label="target: one model copy + 200 MB")
+        axes[1][0].legend(fontsize=8)
+    _bars(axes[1][1], names, [r["cold_start_s"] for r in servers.values()], "cold start: exec -> first 200 (s)")
+    parts = _get(results, "parts", model, "sum_s")
+    if parts:
+        axes[1][1].axhline(parts, color="gray", ls=":", label="modelfn's parts measured alone")
+        axes[1][1].axhline(parts * 1.3, color="red", ls="--", label="target: 1.3x parts")
+        axes[1][1].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _bars(ax: Any, labels: list[str], values: list[float], title: str) -> None:
+    bars = ax.bar(range(len(values)), values, color="#4878a8")
+    ax.bar_label(bars, fmt="%.3g", fontsize=7)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_title(title, fontsize=10)
