@@ -63,13 +63,20 @@ class Server:
         assert self.proc is not None
         while time.perf_counter() - self.started < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
                 status, _ = probe.send(timeout=max(1.0, timeout - (time.perf_counter() - self.started)))
                 if status == 200:
                     return time.perf_counter() - self.started
             time.sleep(0.005)
-        raise RuntimeError(f"{self.name} gave no 200 within {timeout:.0f}s; see {self.log}")
+        raise RuntimeError(f"{self.name} gave no 200 within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines the server printed (its log is in the run's temporary directory)."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def pss_mb(self) -> float:
         """PSS of the server and all its descendants, in MB (10^6 bytes)."""

@@ -14,12 +14,14 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -238,29 +240,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(emulator.close)
         models = prepare_models(args.models, work, emulator.env)
         for key, model in models.items():
-            _step(
-                results,
-                f"raw {key}",
-                "raw" in args.scenarios,
-                lambda m=model: raw_ort(m, 1.0 if not args.quick else 0.5),
-                ("raw", key),
-            )
-            _step(
-                results,
-                f"parts {key}",
-                "parts" in args.scenarios,
-                lambda m=model, k=key: cold_parts(m, emulator.env, work / f"parts-{k}"),
-                ("parts", key),
-            )
+            raw_seconds = 0.5 if args.quick else 1.0
+            _step(results, f"raw {key}", "raw" in args.scenarios, partial(raw_ort, model, raw_seconds), ("raw", key))
+            parts = partial(cold_parts, model, emulator.env, work / f"parts-{key}")
+            _step(results, f"parts {key}", "parts" in args.scenarios, parts, ("parts", key))
             for server in args.servers if "servers" in args.scenarios else ():
                 make = _factory(server, emulator.env, extra_env, work / "peer-install.log")
-                _step(
-                    results,
-                    f"{server} {key}",
-                    True,
-                    lambda mk=make, m=model, s=server, k=key: measure_server(mk, m, work / s / k, args),
-                    ("servers", server, key),
-                )
+                measure = partial(measure_server, make, model, work / server / key, args)
+                _step(results, f"{server} {key}", True, measure, ("servers", server, key))
     results["meta"]["wall_s"] = time.perf_counter() - started
     return results
 
@@ -286,6 +273,8 @@ def _step(results: dict[str, Any], what: str, enabled: bool, fn: Callable[[], An
 def main(argv: list[str] | None = None) -> None:
     """Run, then write <name>.json, <name>.md and <name>.png under --out-dir."""
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every ``finally`` stops its server (they run in sessions of their own).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = run(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")

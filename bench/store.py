@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.procs import ROOT
 
@@ -23,7 +24,7 @@ DEMO_ARGS = [
 ]
 
 
-def start_moto():  # type: ignore[no-untyped-def]
+def start_moto() -> Any:
     """A started ``tests.emulators.MotoEmulator`` (the caller closes it) with the bench bucket."""
     sys.path.insert(0, str(ROOT))
     from tests.emulators import start_emulator
@@ -61,7 +62,7 @@ def object_key(env: dict[str, str], name: str, filename: str) -> str:
     return str(keys[0])
 
 
-def s3_client(env: dict[str, str]):  # type: ignore[no-untyped-def]
+def s3_client(env: dict[str, str]) -> Any:
     """A boto3 S3 client for the emulator described by ``env``."""
     import boto3
 
