@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -83,14 +84,28 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
 
 
+def image_cmd(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
+    """The image's CMD (exec form, the last top-level one), run with this venv's interpreter and scripts."""
+    argv = ["gunicorn", "-c", "python:function.gunicorn_conf", "function.wsgi:app"]
+    with contextlib.suppress(OSError, ValueError):
+        cmds = [line[4:] for line in dockerfile.read_text().splitlines() if line.startswith("CMD [")]
+        if cmds:
+            argv = json.loads(cmds[-1])
+    if argv[0] in ("python", "python3"):
+        return [sys.executable, *argv[1:]]
+    if argv[0] == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", *argv[1:]]
+    return [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
+
+
 def modelfn(name: str, model: Model, work: Path, store_env: dict[str, str], extra_env: dict[str, str]) -> Spec:
-    """modelfn as the image runs it (``gunicorn -c python:function.gunicorn_conf function.wsgi:app``)."""
+    """modelfn as the image runs it (its Dockerfile CMD: ``gunicorn -c python:function.gunicorn_conf ...``)."""
     port = free_port()
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)  # every start is a cold start with an empty cache
     env = {**_clean_env(), **store_env, "PYTHONPATH": str(ROOT), "PORT": str(port), "CACHE_DIR": str(cache)}
     env |= {"MODEL_URI": model.model_uri, **extra_env}
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:function.gunicorn_conf", "function.wsgi:app"]
+    argv = image_cmd()
     requests = v2_requests(model, binary=True)
     requests["v1-json"] = Request(
         f"/v1/models/{model.name}:predict", _json({"instances": model.row().tolist()}), _CT_JSON
