@@ -31,14 +31,14 @@ class Probe:
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
-    def send(self, timeout: float = 5.0) -> tuple[int, bytes]:
-        """Status and body (connection errors raise OSError)."""
+    def send(self, timeout: float = 5.0) -> tuple[int, bytes, dict[str, str]]:
+        """Status, body and headers (connection errors raise OSError)."""
         req = urllib.request.Request(self.url, data=self.body, headers=self.headers)  # noqa: S310  # loopback
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310  # loopback URL built here
-                return int(resp.status), resp.read()
+                return int(resp.status), resp.read(), dict(resp.headers.items())
         except urllib.error.HTTPError as exc:
-            return int(exc.code), exc.read()
+            return int(exc.code), exc.read(), dict(exc.headers.items())
 
 
 class Server:
@@ -65,7 +65,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
-                status, _ = probe.send(timeout=max(1.0, timeout - (time.perf_counter() - self.started)))
+                status, _, _ = probe.send(timeout=max(1.0, timeout - (time.perf_counter() - self.started)))
                 if status == 200:
                     return time.perf_counter() - self.started
             time.sleep(0.005)

@@ -134,29 +134,55 @@ def _ok(value: float | None, test: Any) -> bool | None:
     return None if value is None else bool(test(value))
 
 
+def _ranged(results: dict[str, Any], spec: str, *path: str) -> str:
+    """A figure, with its [min-max] over the rounds when there were several and they differ."""
+    value, span = _get(results, *path), _get(results.get("ranges"), *path)
+    if value is None:
+        return "n/a"
+    text = format(value, spec)
+    if isinstance(span, list) and format(span[0], spec) != format(span[1], spec):
+        text += f" ({span[0]:{spec}}-{span[1]:{spec}})"
+    return text
+
+
 def server_rows(results: dict[str, Any]) -> list[str]:
     """Every server, model and request kind, then raw onnxruntime."""
     rows = []
     for server, per_model in results.get("servers", {}).items():
         for model, r in per_model.items():
-            for kind, load in r["loads"].items():
-                c1, c32 = load["c1"], load["c32"]
-                errors = c1["errors"] + c32["errors"]
-                rows.append(
-                    f"| {server} | {model} | {kind} | {c1['p50_ms']:.2f} | {c1['p99_ms']:.2f} | {c32['req_per_s']:.0f} "
-                    f"| {c32['p99_ms']:.1f} | {errors} | {r['pss_mb']:.0f} | {r['cold_start_s']:.2f} |"
-                )
-    for model, raw in results.get("raw", {}).items():
+            base = ("servers", server, model)
+            for kind in r["loads"]:
+                load = (*base, "loads", kind)
+                cells = [
+                    _ranged(results, ".2f", *load, "c1", "p50_ms"),
+                    _ranged(results, ".2f", *load, "c1", "p99_ms"),
+                    _ranged(results, ".0f", *load, "c32", "req_per_s"),
+                    _ranged(results, ".1f", *load, "c32", "p99_ms"),
+                    _ranged(results, "d", *load, "c1", "errors")
+                    + " / "
+                    + _ranged(results, "d", *load, "c32", "errors"),
+                    _ranged(results, ".0f", *base, "pss_mb"),
+                    _ranged(results, ".2f", *base, "cold_start_s"),
+                ]
+                rows.append(f"| {server} | {model} | {kind} | " + " | ".join(cells) + " |")
+    for model in results.get("raw", {}):
+        cells = [_ranged(results, f, "raw", model, k) for f, k in RAW_BATCH1]
         rows.append(
-            f"| raw session.run, batch 1 | {model} | in-process | {raw['batch1_p50_ms']:.3f} "
-            f"| {raw['batch1_p99_ms']:.3f} | {raw['batch1_items_per_s']:.0f} items/s | | "
-            f"| {raw['model_pss_mb']:.0f} (model copy) | |"
+            f"| raw session.run, batch 1 | {model} | in-process | {cells[0]} | {cells[1]} | {cells[2]} items/s "
+            f"| | | {cells[3]} (model copy) | |"
         )
-        rows.append(
-            f"| raw session.run, best batch ({raw['best_batch']}) | {model} | in-process | | "
-            f"| {raw['best_items_per_s']:.0f} items/s | | | | |"
-        )
+        best = _ranged(results, ".0f", "raw", model, "best_items_per_s")
+        batch = _get(results, "raw", model, "best_batch")
+        rows.append(f"| raw session.run, best batch ({batch}) | {model} | in-process | | | {best} items/s | | | | |")
     return rows
+
+
+RAW_BATCH1 = (
+    (".3f", "batch1_p50_ms"),
+    (".3f", "batch1_p99_ms"),
+    (".0f", "batch1_items_per_s"),
+    (".0f", "model_pss_mb"),
+)
 
 
 def markdown(results: dict[str, Any], png: str) -> str:
@@ -168,9 +194,11 @@ def markdown(results: dict[str, Any], png: str) -> str:
         f"{meta['label']}".strip(),
         "",
         f"{meta['cpus']} CPUs, load average at start {', '.join(f'{x:.2f}' for x in meta['loadavg_at_start'])}, "
-        f"Python {meta['python']}, {meta['seconds_per_load']:g} s per load run, median of {meta['cold_repeats']} "
-        f"cold starts, load generator: {meta['load_generator']}; run took {meta.get('wall_s', 0):.0f} s. "
-        f"modelfn extra env: {meta['modelfn_env'] or 'none (defaults)'}.",
+        f"Python {meta['python']}, {meta.get('rounds', 1)} round(s) (figures: median, range in brackets), "
+        f"{meta['seconds_per_load']:g} s per load run, median of {meta['cold_repeats']} cold starts, "
+        f"load generator: {meta['load_generator']}; run took {meta.get('wall_s', 0):.0f} s. "
+        f"modelfn extra env: {meta['modelfn_env'] or 'none (defaults)'}"
+        + (f"; servers pinned with taskset -c {meta['taskset']}." if meta.get("taskset") else "."),
         "",
         "## Targets (issue 8), modelfn with default settings",
         "",

@@ -27,6 +27,7 @@ class Model:
     model_uri: str
     input: str
     width: int
+    expected: np.ndarray | None = None  # onnxruntime's answer to row(), where no pre/post-processing applies
 
     def row(self) -> np.ndarray:
         """The one-row request every server gets (fixed seed, so every run sends the same numbers)."""

@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,16 +24,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import report, store, wrk
+from bench import check, report, store, wrk
+from bench.measure import cold_parts, measure_server, raw_ort
 from bench.mlp import INPUT, WIDTH, make_mlp
 from bench.procs import ROOT
+from bench.rounds import rounds_median, rounds_range
 from bench.servers import Model, Spec, bentoml, mlserver, modelfn
 
 SERVERS = ("modelfn", "modelfn-1w", "bentoml", "mlserver")
 DEFAULT_SERVERS = ("modelfn", "bentoml", "mlserver")
 MODELS = ("mlp", "demo")
-# Imports a modelfn worker needs before it can serve (interpreter + imports, measured alone).
-MODELFN_IMPORTS = "import gunicorn.app.wsgiapp, flask, numpy, onnxruntime, boto3, function.app"
 
 
 def _factory(server: str, store_env: dict[str, str], extra_env: dict[str, str], log: Path) -> Callable[..., Spec]:
@@ -49,107 +48,15 @@ def _factory(server: str, store_env: dict[str, str], extra_env: dict[str, str], 
     raise ValueError(server)
 
 
-def measure_server(make: Callable[..., Spec], model: Model, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Cold starts (each a fresh process, empty cache), then load per request kind on the last one, then PSS."""
-    cold: list[float] = []
-    spec: Spec | None = None
-    try:
-        for i in range(args.cold_repeats):
-            spec = make(model, work / f"start{i}")
-            spec.server.start()
-            cold.append(spec.server.wait_first_200(spec.probe(), args.start_timeout))
-            if i < args.cold_repeats - 1:
-                spec.server.stop()
-        assert spec is not None
-        loads = {}
-        for kind, request in spec.requests.items():
-            if args.kinds and kind not in args.kinds:
-                continue
-            loads[kind] = _load(spec, kind, request, work / kind, args)
-        return {
-            "cold_start_s": statistics.median(cold),
-            "cold_starts_s": cold,
-            "pss_mb": spec.server.pss_mb(),
-            "loads": loads,
-            "notes": spec.notes,
-        }
-    finally:
-        if spec is not None:
-            spec.server.stop()
-
-
-def _load(spec: Spec, kind: str, request: wrk.Request, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    status, body = wrk_probe(spec, request)
-    if status != 200:
-        raise RuntimeError(f"{spec.name} {kind}: smoke request got {status}: {body[:200]!r}")
-    wrk.run(spec.url, request, work, 32, args.warmup)  # every worker loaded and warm before measuring
-    return {
-        "c1": wrk.run(spec.url, request, work, 1, args.seconds),
-        "c32": wrk.run(spec.url, request, work, 32, args.seconds),
-    }
-
-
-def wrk_probe(spec: Spec, request: wrk.Request) -> tuple[int, bytes]:
-    """One request of this kind, checked before load so a 4xx is not mistaken for throughput."""
-    from bench.procs import Probe
-
-    return Probe(spec.url + request.path, request.body, request.headers).send(timeout=30)
-
-
-def raw_ort(model: Model, seconds: float) -> dict[str, Any]:
-    """bench.raw in a process of its own (nothing else running)."""
-    argv = [sys.executable, "-m", "bench.raw", str(model.onnx), "--seconds", str(seconds)]
-    return json.loads(_run(argv).stdout)
-
-
-def cold_parts(model: Model, store_env: dict[str, str], work: Path) -> dict[str, float]:
-    """The parts of a modelfn cold start, each measured alone: imports, download, session create, first run."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-    def exec_to_exit(code: str) -> float:
-        samples = []
-        for _ in range(3):
-            t = time.perf_counter()
-            _run([sys.executable, "-c", code], env)
-            samples.append(time.perf_counter() - t)
-        return statistics.median(samples)
-
-    client = store.s3_client(store_env)
-    key = store.object_key(store_env, model.name, model.onnx.name)
-    work.mkdir(parents=True, exist_ok=True)
-    target = work / "download.onnx"
-    t = time.perf_counter()
-    client.download_file(store.BUCKET, key, str(target))
-    download = time.perf_counter() - t
-    session = json.loads(_run([sys.executable, "-m", "bench.raw", str(target), "--parts"], env).stdout)
-    parts = {"interpreter_s": exec_to_exit("pass"), "imports_s": exec_to_exit(MODELFN_IMPORTS), "download_s": download}
-    parts |= session
-    parts["sum_s"] = parts["imports_s"] + download + session["session_create_s"] + session["first_run_s"]
-    return parts
-
-
-def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        argv,
-        env=env or {**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{argv[:4]} failed: {done.stderr.strip()[-1000:]}")
-    return done
-
-
 def prepare_models(names: tuple[str, ...], work: Path, store_env: dict[str, str]) -> dict[str, Model]:
     """Make the MLP, then publish it and the demo with ``modelfn publish`` to the emulator."""
     env = {**os.environ, **store_env, "PYTHONPATH": str(ROOT)}
     models = {}
     if "mlp" in names:
         onnx = make_mlp(work / "mlp.onnx")
-        models["mlp"] = Model("mlp", onnx, store.publish(env, onnx, "mlp", []), INPUT, WIDTH)
+        mlp = Model("mlp", onnx, store.publish(env, onnx, "mlp", []), INPUT, WIDTH)
+        mlp.expected = check.expected(str(onnx), mlp.row())
+        models["mlp"] = mlp
     if "demo" in names:
         labels = work / "labels.txt"
         labels.write_text("setosa\nversicolor\nvirginica\n")
@@ -185,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, help="per load run (default 5, quick 2)")
     p.add_argument("--warmup", type=float, help="c=32 warm-up before measuring (default 2, quick 1)")
     p.add_argument("--cold-repeats", type=int, help="cold starts per server and model (default 3, quick 1)")
+    p.add_argument("--taskset", metavar="CPUS", help="run every server under taskset -c CPUS (e.g. 0)")
+    p.add_argument("--rounds", type=int, default=1, help="repeat everything; report medians and ranges")
     p.add_argument("--start-timeout", type=float, default=120.0)
     p.add_argument(
         "--modelfn-env",
@@ -222,48 +131,66 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "seconds_per_load": args.seconds,
         "cold_repeats": args.cold_repeats,
+        "rounds": args.rounds,
+        "taskset": args.taskset,
         "modelfn_env": args.modelfn_env,
         "load_generator": "wrk -t1 (Lua POST script), separate process, keep-alive",
     }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every selected measurement; one server failing is recorded and the run goes on."""
+    """Every selected measurement, ``--rounds`` times; one server failing is recorded and the run goes on."""
     if "servers" in args.scenarios and not wrk.available():
         sys.exit("wrk not found: apt-get install -y wrk")
-    extra_env = dict(kv.split("=", 1) for kv in args.modelfn_env)
-    results: dict[str, Any] = {"meta": _meta(args), "raw": {}, "parts": {}, "servers": {}, "errors": []}
+    results: dict[str, Any] = {"meta": _meta(args), "errors": []}
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelfn-bench-")))
         emulator = store.start_moto()
         stack.callback(emulator.close)
         models = prepare_models(args.models, work, emulator.env)
-        for key, model in models.items():
-            raw_seconds = 0.5 if args.quick else 1.0
-            _step(results, f"raw {key}", "raw" in args.scenarios, partial(raw_ort, model, raw_seconds), ("raw", key))
-            parts = partial(cold_parts, model, emulator.env, work / f"parts-{key}")
-            _step(results, f"parts {key}", "parts" in args.scenarios, parts, ("parts", key))
-            for server in args.servers if "servers" in args.scenarios else ():
-                make = _factory(server, emulator.env, extra_env, work / "peer-install.log")
-                measure = partial(measure_server, make, model, work / server / key, args)
-                _step(results, f"{server} {key}", True, measure, ("servers", server, key))
+        rounds = [_round(args, models, emulator.env, work / f"round{i}", results["errors"]) for i in range(args.rounds)]
+    results |= rounds_median(rounds)
+    if args.rounds > 1:
+        results["ranges"], results["rounds"] = rounds_range(rounds), rounds
     results["meta"]["wall_s"] = time.perf_counter() - started
     return results
 
 
-def _step(results: dict[str, Any], what: str, enabled: bool, fn: Callable[[], Any], where: tuple[str, ...]) -> None:
-    if not enabled:
-        return
+def _round(
+    args: argparse.Namespace, models: dict[str, Model], store_env: dict[str, str], work: Path, errors: list[Any]
+) -> dict[str, Any]:
+    """One pass over models x (raw ORT, cold-start parts, servers), servers one after the other."""
+    out: dict[str, Any] = {"raw": {}, "parts": {}, "servers": {}}
+    extra_env = dict(kv.split("=", 1) for kv in args.modelfn_env)
+    for key, model in models.items():
+        if "raw" in args.scenarios:
+            _step(out, errors, f"raw {key}", partial(raw_ort, model, 0.5 if args.quick else 1.0), ("raw", key))
+        if "parts" in args.scenarios:
+            _step(
+                out,
+                errors,
+                f"parts {key}",
+                partial(cold_parts, model, store_env, work / f"parts-{key}"),
+                ("parts", key),
+            )
+        for server in args.servers if "servers" in args.scenarios else ():
+            make = _factory(server, store_env, extra_env, work / "peer-install.log")
+            measure = partial(measure_server, make, model, work / server / key, args)
+            _step(out, errors, f"{server} {key}", measure, ("servers", server, key))
+    return out
+
+
+def _step(out: dict[str, Any], errors: list[Any], what: str, fn: Callable[[], Any], where: tuple[str, ...]) -> None:
     print(f"[bench] {what} ...", file=sys.stderr, flush=True)
     t = time.perf_counter()
     try:
         value = fn()
     except Exception as exc:  # one server or peer failing must not abort the run
-        results["errors"].append({"step": what, "error": str(exc)[-1500:]})
+        errors.append({"step": what, "error": str(exc)[-1500:]})
         print(f"[bench] {what} FAILED: {exc}", file=sys.stderr, flush=True)
         return
-    node = results
+    node = out
     for part in where[:-1]:
         node = node.setdefault(part, {})
     node[where[-1]] = value

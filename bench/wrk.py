@@ -65,6 +65,8 @@ def run(url: str, request: Request, workdir: Path, connections: int, seconds: fl
     raw = json.loads(line.removeprefix("BENCHJSON "))
     seconds_run = raw["duration_us"] / 1e6
     errors = sum(raw[k] for k in ("connect", "read", "write", "status", "timeout"))
+    if raw["requests"] == 0:  # nothing finished in time: no latency to report, rather than wrk's zeros
+        return {"connections": connections, "requests": 0, "errors": errors, "req_per_s": 0.0}
     return {
         "connections": connections,
         "requests": raw["requests"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -152,3 +153,37 @@ def test_report_judges_targets_from_the_measured_ratios(tmp_path: Path, rps: flo
     assert f"{rps / 1000:.3g}" in raw_row and raw_row.endswith(f"| {met} |")
     report.plot(_results(rps), tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rounds_take_medians_and_ranges_and_keep_steps_that_failed_in_one_round() -> None:
+    from bench.rounds import rounds_median, rounds_range
+
+    rounds = [
+        {"servers": {"a": {"rps": 10.0, "batch": 32}, "b": {"rps": 5.0}}},
+        {"servers": {"a": {"rps": 30.0, "batch": 64}}},  # b failed in this round
+        {"servers": {"a": {"rps": 20.0, "batch": 64}, "b": {"rps": 7.0}}},
+    ]
+    assert rounds_median(rounds) == {"servers": {"a": {"rps": 20.0, "batch": 64}, "b": {"rps": 5.0}}}
+    assert rounds_range(rounds)["servers"]["a"] == {"rps": [10.0, 30.0], "batch": [32, 64]}
+
+
+def test_check_reads_each_answer_format_and_rejects_wrong_numbers() -> None:
+    from bench import check
+
+    want = np.array([[1.0, -2.5, 3.25]], np.float32)
+    head = json.dumps(
+        {"outputs": [{"name": "y", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 12}}]}
+    ).encode()
+    v2 = json.dumps({"outputs": [{"name": "y", "shape": [1, 3], "data": want.ravel().tolist()}]}).encode()
+    answers = {
+        "v2-binary": (head + want.tobytes(), {check.HEADER: str(len(head))}),
+        "v2-json": (v2, {}),
+        "v1-json": (json.dumps({"predictions": want.tolist()}).encode(), {}),
+        "native-json": (json.dumps(want.tolist()).encode(), {}),
+    }
+    for kind, (body, headers) in answers.items():
+        check.verify("s", kind, body, headers, want)
+        with pytest.raises(RuntimeError, match="differs"):
+            check.verify("s", kind, body, headers, want + 1)
+    with pytest.raises(RuntimeError, match="unreadable"):
+        check.verify("s", "v2-json", b'{"error": "x"}', {}, want)
