@@ -185,6 +185,28 @@ RAW_BATCH1 = (
 )
 
 
+def baseline_rows(results: dict[str, Any]) -> list[str]:
+    """modelfn against the --baseline-root checkout (modelfn-base), same run: ratios per model and request kind."""
+    lines = []
+    for model, new in (_get(results, "servers", MODELFN) or {}).items():
+        old = _get(results, "servers", "modelfn-base", model)
+        if old is None:
+            continue
+        for kind, load in new["loads"].items():
+            base = old["loads"].get(kind)
+            if base is None:
+                continue
+            rps = load["c32"].get("req_per_s", 0) / max(base["c32"].get("req_per_s", 0), 1e-9)
+            p50 = (load["c1"].get("p50_ms") or 0) - (base["c1"].get("p50_ms") or 0)
+            pss, cold = new["pss_mb"] / old["pss_mb"], new["cold_start_s"] / old["cold_start_s"]
+            lines.append(f"| {model} | {kind} | {rps:.2f}x | {p50:+.2f} ms | {pss:.2f}x | {cold:.2f}x |")
+    if not lines:
+        return []
+    commit = results["meta"].get("baseline_commit")
+    head = ("model", "request", "c=32 req/s new/base", "c=1 p50 new-base", "PSS new/base", "cold start new/base")
+    return ["", f"## modelfn vs modelfn-base (commit {commit}), same run", "", *_head(head, 2), *lines]
+
+
 def markdown(results: dict[str, Any], png: str) -> str:
     """The whole report."""
     meta = results["meta"]
@@ -206,6 +228,7 @@ def markdown(results: dict[str, Any], png: str) -> str:
         "|---|---|---|---|",
         *target_rows(results),
         "| hot swap under c=32 load | not a bench figure (serving tests) | new version everywhere within 2 s | n/a |",
+        *baseline_rows(results),
         "",
         "## Every server",
         "",

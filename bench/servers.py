@@ -27,6 +27,7 @@ class Model:
     model_uri: str
     input: str
     width: int
+    base_uri: str | None = None  # published by the --baseline-root checkout's own CLI
     expected: np.ndarray | None = None  # onnxruntime's answer to row(), where no pre/post-processing applies
 
     def row(self) -> np.ndarray:
@@ -99,20 +100,22 @@ def image_cmd(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
     return [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
 
 
-def modelfn(name: str, model: Model, work: Path, store_env: dict[str, str], extra_env: dict[str, str]) -> Spec:
-    """modelfn as the image runs it (its Dockerfile CMD: ``gunicorn -c python:function.gunicorn_conf ...``)."""
+def modelfn(
+    name: str, model: Model, work: Path, store_env: dict[str, str], extra_env: dict[str, str], root: Path = ROOT
+) -> Spec:
+    """modelfn from the checkout ``root`` as its image runs it (its Dockerfile CMD), serving what its CLI published."""
     port = free_port()
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)  # every start is a cold start with an empty cache
-    env = {**_clean_env(), **store_env, "PYTHONPATH": str(ROOT), "PORT": str(port), "CACHE_DIR": str(cache)}
-    env |= {"MODEL_URI": model.model_uri, **extra_env}
-    argv = image_cmd()
+    env = {**_clean_env(), **store_env, "PYTHONPATH": str(root), "PORT": str(port), "CACHE_DIR": str(cache)}
+    env |= {"MODEL_URI": model.base_uri if root != ROOT and model.base_uri else model.model_uri, **extra_env}
+    argv = image_cmd(root / "Dockerfile")
     requests = v2_requests(model, binary=True)
     requests["v1-json"] = Request(
         f"/v1/models/{model.name}:predict", _json({"instances": model.row().tolist()}), _CT_JSON
     )
     notes = [f"{k}={v}" for k, v in extra_env.items()]
-    return Spec(name, Server(name, argv, env, ROOT, work / "server.log"), requests, port, notes)
+    return Spec(name, Server(name, argv, env, root, work / "server.log"), requests, port, notes)
 
 
 def bentoml(name: str, model: Model, work: Path, log: Path) -> Spec:

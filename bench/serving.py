@@ -31,16 +31,22 @@ from bench.procs import ROOT
 from bench.rounds import rounds_median, rounds_range
 from bench.servers import Model, Spec, bentoml, mlserver, modelfn
 
-SERVERS = ("modelfn", "modelfn-1w", "bentoml", "mlserver")
+SERVERS = ("modelfn", "modelfn-base", "modelfn-1w", "bentoml", "mlserver")
 DEFAULT_SERVERS = ("modelfn", "bentoml", "mlserver")
 MODELS = ("mlp", "demo")
 
 
-def _factory(server: str, store_env: dict[str, str], extra_env: dict[str, str], log: Path) -> Callable[..., Spec]:
+def _factory(
+    server: str, store_env: dict[str, str], extra_env: dict[str, str], log: Path, base: Path | None
+) -> Callable[..., Spec]:
     if server == "modelfn":
         return lambda m, w: modelfn(server, m, w, store_env, extra_env)
     if server == "modelfn-1w":
         return lambda m, w: modelfn(server, m, w, store_env, {"WORKERS": "1", **extra_env})
+    if server == "modelfn-base":
+        if base is None:
+            raise ValueError("modelfn-base needs --baseline-root")
+        return lambda m, w: modelfn(server, m, w, store_env, {}, root=base)
     if server == "bentoml":
         return lambda m, w: bentoml(server, m, w, log)
     if server == "mlserver":
@@ -48,20 +54,24 @@ def _factory(server: str, store_env: dict[str, str], extra_env: dict[str, str], 
     raise ValueError(server)
 
 
-def prepare_models(names: tuple[str, ...], work: Path, store_env: dict[str, str]) -> dict[str, Model]:
-    """Make the MLP, then publish it and the demo with ``modelfn publish`` to the emulator."""
-    env = {**os.environ, **store_env, "PYTHONPATH": str(ROOT)}
+def prepare_models(
+    names: tuple[str, ...], work: Path, store_env: dict[str, str], base: Path | None
+) -> dict[str, Model]:
+    """Make the MLP, then publish it and the demo with ``modelfn publish`` (and the baseline's) to the emulator."""
+    env = {**os.environ, **store_env}
+    labels = work / "labels.txt"
+    labels.write_text("setosa\nversicolor\nvirginica\n")
+    sources = {"mlp": ("mlp", INPUT, WIDTH, [], None), "demo": ("iris", "features", 4, store.DEMO_ARGS, labels)}
     models = {}
-    if "mlp" in names:
-        onnx = make_mlp(work / "mlp.onnx")
-        mlp = Model("mlp", onnx, store.publish(env, onnx, "mlp", []), INPUT, WIDTH)
-        mlp.expected = check.expected(str(onnx), mlp.row())
-        models["mlp"] = mlp
-    if "demo" in names:
-        labels = work / "labels.txt"
-        labels.write_text("setosa\nversicolor\nvirginica\n")
-        uri = store.publish(env, store.DEMO_ONNX, "iris", store.DEMO_ARGS, labels)
-        models["demo"] = Model("iris", store.DEMO_ONNX, uri, "features", 4)
+    for key in names:
+        name, tensor, width, extra, label_file = sources[key]
+        onnx = make_mlp(work / "mlp.onnx") if key == "mlp" else store.DEMO_ONNX
+        model = Model(name, onnx, store.publish(env, onnx, name, extra, label_file), tensor, width)
+        if base is not None:
+            model.base_uri = store.publish(env, onnx, name, extra, label_file, root=base)
+        if key == "mlp":  # no pre/post-processing: every server must give onnxruntime's numbers
+            model.expected = check.expected(str(onnx), model.row())
+        models[key] = model
     return models
 
 
@@ -92,6 +102,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, help="per load run (default 5, quick 2)")
     p.add_argument("--warmup", type=float, help="c=32 warm-up before measuring (default 2, quick 1)")
     p.add_argument("--cold-repeats", type=int, help="cold starts per server and model (default 3, quick 1)")
+    p.add_argument(
+        "--baseline-root",
+        type=Path,
+        metavar="CHECKOUT",
+        help="another checkout of modelfn (e.g. git worktree add /tmp/mf-before a6379f9) measured in the same run as "
+        "server modelfn-base: its own CLI publishes, its own Dockerfile CMD serves, default settings",
+    )
     p.add_argument("--taskset", metavar="CPUS", help="run every server under taskset -c CPUS (e.g. 0)")
     p.add_argument("--rounds", type=int, default=1, help="repeat everything; report medians and ranges")
     p.add_argument("--start-timeout", type=float, default=120.0)
@@ -109,21 +126,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.seconds = args.seconds or (2.0 if args.quick else 5.0)
     args.warmup = args.warmup or (1.0 if args.quick else 2.0)
     args.cold_repeats = args.cold_repeats or (1 if args.quick else 3)
+    if args.baseline_root is not None:
+        args.baseline_root = args.baseline_root.resolve()
+        if not (args.baseline_root / "function" / "wsgi.py").exists():
+            p.error(f"--baseline-root {args.baseline_root} is not a modelfn checkout")
+        if "modelfn-base" not in args.servers:
+            args.servers = ("modelfn", "modelfn-base", *(s for s in args.servers if s != "modelfn"))
     return args
 
 
-def _meta(args: argparse.Namespace) -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+def _commit(root: Path) -> str:
+    """Short commit of a checkout, "+dirty" when its function/ or loader/ has uncommitted changes."""
+    git = ["git", "-C", str(root)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "function", "loader"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+        [*git, "status", "--porcelain", "--", "function", "loader"], capture_output=True, text=True, check=False
+    )
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _meta(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "commit": commit + ("+dirty" if dirty else ""),
+        "commit": _commit(ROOT),
+        "baseline_commit": (_commit(args.baseline_root) or str(args.baseline_root)) if args.baseline_root else None,
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "label": args.label,
         "cpus": os.cpu_count(),
@@ -148,7 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelfn-bench-")))
         emulator = store.start_moto()
         stack.callback(emulator.close)
-        models = prepare_models(args.models, work, emulator.env)
+        models = prepare_models(args.models, work, emulator.env, args.baseline_root)
         rounds = [_round(args, models, emulator.env, work / f"round{i}", results["errors"]) for i in range(args.rounds)]
     results |= rounds_median(rounds)
     if args.rounds > 1:
@@ -175,7 +200,7 @@ def _round(
                 ("parts", key),
             )
         for server in args.servers if "servers" in args.scenarios else ():
-            make = _factory(server, store_env, extra_env, work / "peer-install.log")
+            make = _factory(server, store_env, extra_env, work / "peer-install.log", args.baseline_root)
             measure = partial(measure_server, make, model, work / server / key, args)
             _step(out, errors, f"{server} {key}", measure, ("servers", server, key))
     return out

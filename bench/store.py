@@ -40,16 +40,20 @@ def modelfn_cli() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "function.cli"]
 
 
-def publish(env: dict[str, str], model: Path, name: str, extra: list[str], labels: Path | None = None) -> str:
-    """``modelfn publish`` MODEL as NAME version 1 with alias prod; returns the MODEL_URI to serve."""
-    argv = [*modelfn_cli(), "publish", str(model), "--name", name, "--version", "1", "--to", STORE_URI]
+def publish(
+    env: dict[str, str], model: Path, name: str, extra: list[str], labels: Path | None = None, root: Path = ROOT
+) -> str:
+    """``modelfn publish`` (of checkout ``root``) MODEL as NAME version 1 with alias prod; returns its MODEL_URI."""
+    store_uri = STORE_URI if root == ROOT else f"s3://{BUCKET}/base-models"
+    argv = [*modelfn_cli(), "publish", str(model), "--name", name, "--version", "1", "--to", store_uri]
     argv += ["--alias", "prod", *extra]
     if labels is not None:
         argv += ["--labels", str(labels)]
-    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    env = {**env, "PYTHONPATH": str(root)}
+    done = subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"modelfn publish {name} failed: {done.stderr.strip()[-2000:]}")
-    return f"{STORE_URI}/{name}@prod"
+    return f"{store_uri}/{name}@prod"
 
 
 def object_key(env: dict[str, str], name: str, filename: str) -> str:

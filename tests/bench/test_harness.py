@@ -187,3 +187,16 @@ def test_check_reads_each_answer_format_and_rejects_wrong_numbers() -> None:
             check.verify("s", kind, body, headers, want + 1)
     with pytest.raises(RuntimeError, match="unreadable"):
         check.verify("s", "v2-json", b'{"error": "x"}', {}, want)
+
+
+def test_report_compares_modelfn_with_its_baseline_checkout() -> None:
+    results = _results(600.0)
+    base = json.loads(json.dumps(results["servers"]["modelfn"]["mlp"]))
+    base["loads"]["v2-binary"]["c32"]["req_per_s"] = 200.0
+    base["pss_mb"] = 600.0
+    results["servers"]["modelfn-base"] = {"mlp": base}
+    results["meta"]["baseline_commit"] = "a6379f9"
+    text = report.markdown(results, "x.png")
+    assert "## modelfn vs modelfn-base (commit a6379f9), same run" in text
+    assert "| mlp | v2-binary | 3.00x | +0.00 ms | 0.50x | 1.00x |" in text
+    assert "modelfn-base" not in report.markdown(_results(600.0), "x.png")
