@@ -207,10 +207,8 @@ def baseline_rows(results: dict[str, Any]) -> list[str]:
     return ["", f"## modelfn vs modelfn-base (commit {commit}), same run", "", *_head(head, 2), *lines]
 
 
-def markdown(results: dict[str, Any], png: str) -> str:
-    """The whole report."""
-    meta = results["meta"]
-    lines = [
+def _preamble(meta: dict[str, Any]) -> list[str]:
+    return [
         f"# Serving benchmark: commit {meta['commit']}, {meta['date_utc']}",
         "",
         f"{meta['label']}".strip(),
@@ -222,6 +220,13 @@ def markdown(results: dict[str, Any], png: str) -> str:
         f"modelfn extra env: {meta['modelfn_env'] or 'none (defaults)'}"
         + (f"; servers pinned with taskset -c {meta['taskset']}." if meta.get("taskset") else "."),
         "",
+    ]
+
+
+def markdown(results: dict[str, Any], png: str) -> str:
+    """The whole report."""
+    lines = [
+        *_preamble(results["meta"]),
         "## Targets (issue 8), modelfn with default settings",
         "",
         "| target | measured | goal | met |",

@@ -86,8 +86,7 @@ def _csv(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options; ``--quick`` shortens every phase."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2 s loads, 1 cold start per server (validation runs)")
     p.add_argument("--servers", type=_csv(SERVERS), default=DEFAULT_SERVERS, help=f"from {','.join(SERVERS)}")
@@ -122,6 +121,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default="latest", help="results file stem under bench/results/")
     p.add_argument("--label", default="", help="free text stored with the results (commit, machine state)")
     p.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--quick`` shortens every phase."""
+    p = _parser()
     args = p.parse_args(argv)
     args.seconds = args.seconds or (2.0 if args.quick else 5.0)
     args.warmup = args.warmup or (1.0 if args.quick else 2.0)
