@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +276,8 @@ def plot(results: dict[str, Any], path: Path, model: str = "mlp") -> None:
     raw = _get(results, "raw", model) or {}
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     meta = results["meta"]
-    fig.suptitle(f"{model}: commit {meta['commit']}, {meta['date_utc']} {meta['label']}"[:140], fontsize=10)
+    title = f"{model}: commit {meta['commit']}, {meta['date_utc']}. {meta['label']}"
+    fig.suptitle(textwrap.fill(title, 170), fontsize=9)
     _bars(axes[0][0], labels, [x["c32"]["req_per_s"] for x in loads], "c=32 req/s (one row each)")
     if raw:
         axes[0][0].axhline(
@@ -307,3 +311,17 @@ def _bars(ax: Any, labels: list[str], values: list[float], title: str) -> None:
     ax.bar_label(bars, fmt="%.3g", fontsize=7)
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set_title(title, fontsize=10)
+
+
+def main() -> None:
+    """``python -m bench.report RESULTS.json``: rewrite its .md and .png from the JSON."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results", type=Path)
+    path = parser.parse_args().results
+    results = json.loads(path.read_text())
+    path.with_suffix(".md").write_text(markdown(results, path.with_suffix(".png").name))
+    plot(results, path.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
