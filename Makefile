@@ -64,8 +64,10 @@ $(TOOLS)/node/node_modules/.bin/azurite-blob:
 demo: $(VENV)/.dev
 	$(BIN)/python scripts/make_demo_model.py
 
-## bench: cold-start and request benchmarks against baselines (see bench/README.md)
+## bench: serving benchmark (modelfn vs raw ORT vs peers), then the micro-benchmarks (bench/README.md; needs wrk)
 bench: $(VENV)/.dev
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.serving $(BENCH_ARGS)
 	$(BIN)/python -m bench.run
 
 ## image: the cpu image on the local base (docker build -t modelfn .)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,7 @@ def binary_vs_json(rows: int, n: int) -> dict[str, float]:
     return {k: v * 1e3 for k, v in timings.items()}
 
 
-def _per_call(fn, n: int) -> float:  # type: ignore[no-untyped-def]
+def _per_call(fn: Callable[[], object], n: int) -> float:
     for _ in range(min(50, n)):
         fn()
     samples = []

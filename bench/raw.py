@@ -1,0 +1,104 @@
+"""Raw onnxruntime in a process of its own: ``session.run`` latency, items/s per batch size, parts of a cold start.
+
+python -m bench.raw MODEL.onnx --seconds 1     # JSON on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def _pss_kb() -> int:
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _calls(run: Any, seconds: float) -> list[float]:
+    """Per-call seconds of ``run()`` repeated for about ``seconds`` (after a short warm-up)."""
+    for _ in range(3):
+        run()
+    samples: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(samples) < 5:
+        t = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def measure(model: Path, seconds: float, batches: tuple[int, ...] = BATCHES) -> dict[str, Any]:
+    """Everything about one model, with the session's default options (as a user would write it)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    pss_before = _pss_kb()
+    t = time.perf_counter()
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    created = time.perf_counter() - t
+    spec = session.get_inputs()[0]
+    width = int(spec.shape[1])
+    rng = np.random.default_rng(0)
+    one = rng.standard_normal((1, width)).astype(np.float32)
+    t = time.perf_counter()
+    session.run(None, {spec.name: one})
+    first_run = time.perf_counter() - t
+    model_pss_mb = (_pss_kb() - pss_before) * 1024 / 1e6
+    per_batch = {}
+    for batch in batches:
+        x = rng.standard_normal((batch, width)).astype(np.float32)
+        samples = _calls(lambda x=x: session.run(None, {spec.name: x}), seconds)
+        per_batch[str(batch)] = {
+            "items_per_s": batch * len(samples) / sum(samples),
+            "p50_ms": statistics.median(samples) * 1e3,
+            "p99_ms": float(np.percentile(samples, 99)) * 1e3,
+        }
+    best = max(per_batch, key=lambda b: per_batch[b]["items_per_s"])
+    return {
+        "session_create_s": created,
+        "first_run_s": first_run,
+        "model_pss_mb": model_pss_mb,  # one loaded copy: session + first run, over the imported runtime
+        "batch1_p50_ms": per_batch["1"]["p50_ms"],
+        "batch1_p99_ms": per_batch["1"]["p99_ms"],
+        "batch1_items_per_s": per_batch["1"]["items_per_s"],
+        "best_batch": int(best),
+        "best_items_per_s": per_batch[best]["items_per_s"],
+        "per_batch": per_batch,
+    }
+
+
+def session_parts(model: Path) -> dict[str, float]:
+    """Session create and first one-row run, each timed alone (onnxruntime imported before)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    t = time.perf_counter()
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    created = time.perf_counter() - t
+    spec = session.get_inputs()[0]
+    x = np.zeros((1, int(spec.shape[1])), np.float32)
+    t = time.perf_counter()
+    session.run(None, {spec.name: x})
+    return {"session_create_s": created, "first_run_s": time.perf_counter() - t}
+
+
+def main() -> None:
+    """Print the measurements of one model as JSON."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--seconds", type=float, default=1.0, help="per batch size")
+    parser.add_argument("--parts", action="store_true", help="only time session create and first run")
+    args = parser.parse_args()
+    print(json.dumps(session_parts(args.model) if args.parts else measure(args.model, args.seconds)))
+
+
+if __name__ == "__main__":
+    main()
