@@ -29,3 +29,9 @@ def available_cpus(root: Path = Path("/sys/fs/cgroup")) -> int:
     if limit is None:
         return max(1, affinity)
     return max(1, min(affinity, math.ceil(limit)))
+
+
+def runtime_threads(override: int | None = None, root: Path = Path("/sys/fs/cgroup")) -> int:
+    """Threads for the runtime's intra-op pool: ``RUNTIME_THREADS`` if set, else the CPUs available."""
+    # One pool of this size is all the container runs: one worker process, one predict() at a time.
+    return override if override is not None else available_cpus(root)

@@ -10,7 +10,7 @@ import numpy as np
 from loader.artifacts import LocalArtifact
 from loader.errors import DeviceUnavailable, ModelExecutionError, RuntimeLoadError
 from loader.manifest import Framework
-from loader.runtimes.base import DeviceChoice
+from loader.runtimes.base import DeviceChoice, RuntimeOptions
 
 
 def _torch() -> Any:
@@ -24,8 +24,9 @@ def _torch() -> Any:
 class TorchRuntime:
     """Positional inputs in signature order; a tuple/list output maps onto the output names."""
 
-    def __init__(self, framework: Framework, device: DeviceChoice) -> None:
+    def __init__(self, framework: Framework, device: DeviceChoice, options: RuntimeOptions | None = None) -> None:
         self.framework = framework
+        self.options = options or RuntimeOptions()
         self.requested = device
         self.device = "cpu"
         self.provider = f"torch-{framework.value}"
@@ -35,6 +36,8 @@ class TorchRuntime:
     def load(self, artifact: LocalArtifact) -> None:
         """Load onto the chosen device and switch to inference mode."""
         torch = _torch()
+        if self.options.intra_op_threads is not None:
+            torch.set_num_threads(self.options.intra_op_threads)  # process-wide: one model per process
         self.device = self._choose_device(torch)
         path = str(artifact.model_path)
         try:
