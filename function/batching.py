@@ -107,6 +107,12 @@ class Batcher:
         """False when every request runs on its own (``MAX_BATCH_SIZE=1`` or no dynamic first dim)."""
         return self._max_rows > 1
 
+    @property
+    def pending(self) -> int:
+        """Requests queued behind the running batch."""
+        with self._cond:
+            return len(self._queue)
+
     def submit(self, inputs: Arrays) -> Arrays:
         """Run validated inputs (signature order) and return exactly their own output rows."""
         if not self.enabled:
