@@ -53,6 +53,32 @@ def json_error(status: int, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+def body_timeout(exc: Exception) -> Any:
+    """Flask handler: a request body that stalled past ``READ_TIMEOUT`` is a 408, not a server error."""
+    from function.errors import error_response
+
+    # Werkzeug reports a failed body read as ClientDisconnected (400); the timeout is its context.
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        return error_response(408, "request body not received in time")
+    return error_response(400, "the request body ended early")
+
+
+class TimedReads:
+    """The parser's view of a socket: remembers a read that timed out, so the connection is not reused."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.timed_out = False
+
+    def recv(self, size: int) -> bytes:
+        """``socket.recv``; a timeout marks the connection before it propagates (to the app: a 408)."""
+        try:
+            return self.sock.recv(size)
+        except TimeoutError:
+            self.timed_out = True
+            raise
+
+
 class ModelfnWorker(ThreadWorker):
     """``gthread`` with buffered request heads, read timeouts and JSON error pages."""
 
@@ -105,6 +131,8 @@ class ModelfnWorker(ThreadWorker):
         head, conn.head = getattr(conn, "head", b""), b""
         if head:
             conn.parser.unreader.unread(head)
+        if not isinstance(conn.parser.unreader.sock, TimedReads):
+            conn.parser.unreader.sock = TimedReads(conn.sock)
         conn.sock.settimeout(READ_TIMEOUT)  # after init(), which makes the socket blocking without a timeout
         self._wrap_future(self.tpool.submit(self.handle, conn), conn)
 
@@ -138,7 +166,9 @@ class ModelfnWorker(ThreadWorker):
             req = next(conn.parser)
             if not req:
                 return False, conn
-            return self.handle_request(req, conn), conn
+            keepalive = self.handle_request(req, conn)
+            # The app answered a request whose body timed out: what remains of the body is unread.
+            return keepalive and not conn.parser.unreader.sock.timed_out, conn
         except TimeoutError:
             if req is not None:  # the app may have answered already: never write a second response
                 self.log.info("client too slow; connection closed")
