@@ -328,3 +328,33 @@ def test_batching_off_or_a_fixed_first_dim_runs_per_request(make_settings, store
             assert status == 200
             np.testing.assert_allclose(out, expected_logits(x + k), rtol=1e-5, atol=1e-6)
     assert seen == [2] * THREADS * 3
+
+
+def test_events_batch_jobs_queue_on_the_same_engine(make_settings, raw_published):
+    from function.events.formats import Line
+    from function.events.predict import Predictor
+
+    app = create_app(make_settings(model_uri=raw_published, max_batch_size=4))
+    model = served(app)
+    gate = GatedRuntime(model.runtime.predict)
+    gate.engine = model.engine
+    model.runtime.predict = gate
+    rows = [[float(i), 1.0, 2.0, 3.0] for i in range(10)]
+    for _ in range(5):
+        gate.calls.clear()
+        gate.hold_for = 1  # an HTTP request holds the runtime until the job's first chunk has queued behind it
+        job: list[Any] = []
+        predictor = Predictor(model, app.extensions["modelfn"].metrics, batch_size=10)
+        worker = threading.Thread(
+            target=lambda: job.extend(predictor.jsonl(Line(n + 1, r) for n, r in enumerate(rows)))
+        )
+        http = threading.Thread(target=lambda: http_round(app, [np.ones((1, 4), np.float32)]))
+        http.start()
+        while not gate.calls:  # the HTTP request is running (held)
+            threading.Event().wait(0.001)
+        worker.start()
+        worker.join(30)
+        http.join(30)
+        [records] = job
+        np.testing.assert_allclose([r["prediction"] for r in records], expected_logits(np.array(rows)), rtol=1e-5)
+        assert [len(c["features"]) for c in gate.calls] == [1, 10]  # one owner: the job waited for its turn
