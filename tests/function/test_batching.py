@@ -176,6 +176,34 @@ def test_batching_off_runs_each_request_alone():
         np.testing.assert_allclose(out["logits"], linear(inputs)["logits"], rtol=1e-5, atol=1e-6)
 
 
+def test_the_delay_never_holds_a_lone_request_and_fills_batches_under_load():
+    gate = GatedRuntime(linear)
+    engine = Batcher(gate, max_rows=4, max_delay_s=3600)  # a delay no test could sit out
+    gate.engine = engine
+    one = {"features": np.ones((1, 4), np.float32)}
+    lone = threading.Thread(target=engine.submit, args=(one,))
+    lone.start()
+    lone.join(30)
+    assert not lone.is_alive()  # idle runtime: ran at once, the delay never applied
+    gate.calls.clear()
+    gate.hold_for = 3  # the first request holds the runtime until three more queued
+    first_four = [threading.Thread(target=engine.submit, args=(one,)) for _ in range(4)]
+    for t in first_four:
+        t.start()
+    while len(gate.calls) < 1 or engine.pending < 3:
+        threading.Event().wait(0.001)
+    for _ in range(500):  # the next runner now waits for a fourth row instead of running three
+        if len(gate.calls) > 1:
+            break
+        threading.Event().wait(0.001)
+    assert len(gate.calls) == 1
+    last = threading.Thread(target=engine.submit, args=(one,))
+    last.start()
+    for t in [*first_four, last]:
+        t.join(30)
+    assert [len(c["features"]) for c in gate.calls] == [1, 4]
+
+
 # Through the app, the real onnxruntime and HTTP (V1 JSON, V2 JSON and V2 binary share batches).
 
 
