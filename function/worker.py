@@ -87,6 +87,21 @@ class ModelfnWorker(ThreadWorker):
         self._heads: dict[TConn, float] = {}
         super().init_process()
 
+    def accept(self, server: Any, listener: socket.socket) -> None:
+        """Accept as ``gthread`` does, but give a connection that never sends anything a deadline too."""
+        try:
+            sock, client = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        conn = TConn(self.cfg, sock, client, server)
+        self.nr_conns += 1
+        # Idle like a kept-alive connection until its first bytes; then the head has READ_TIMEOUT.
+        self._heads[conn] = time.monotonic() + max(self.cfg.keepalive, READ_TIMEOUT)
+        with self._lock:
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
         """Read what arrived without blocking; hand the connection to the pool once its head is complete."""
         if self.cfg.is_ssl:  # the head is encrypted: the stock path (TLS ends at the platform's front anyway)
@@ -113,11 +128,13 @@ class ModelfnWorker(ThreadWorker):
         if data == b"":  # the client went away
             self._drop(conn)
             return False
-        head = getattr(conn, "head", b"") + (data or b"")
-        conn.head = head
+        previous = getattr(conn, "head", b"")
+        if data and not previous:  # the first bytes of a request start its head's clock
+            self._heads[conn] = time.monotonic() + READ_TIMEOUT
+        head = conn.head = previous + (data or b"")
         if b"\r\n\r\n" in head or len(head) >= HEAD_LIMIT:
             return True
-        self._heads.setdefault(conn, time.monotonic() + READ_TIMEOUT)
+        self._heads.setdefault(conn, time.monotonic() + max(self.cfg.keepalive, READ_TIMEOUT))
         with self._lock:
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
         return False
@@ -137,13 +154,14 @@ class ModelfnWorker(ThreadWorker):
         self._wrap_future(self.tpool.submit(self.handle, conn), conn)
 
     def murder_keepalived(self) -> None:
-        """Also drop connections whose head stalled past the read timeout, with a 408."""
+        """Also drop stalled heads (with a 408) and connections that never sent a byte (quietly)."""
         super().murder_keepalived()
         now = time.monotonic()
         for conn in [c for c, deadline in self._heads.items() if deadline < now]:
             with self._lock, contextlib.suppress(KeyError, ValueError, OSError):
                 self.poller.unregister(conn.sock)
-            self._write(conn.sock, json_error(408, "request not received in time"))
+            if getattr(conn, "head", b""):
+                self._write(conn.sock, json_error(408, "request not received in time"))
             self._drop(conn)
 
     def _drop(self, conn: TConn) -> None:

@@ -66,8 +66,9 @@ def test_stalled_heads_hold_no_thread(tmp_path, published, servers):
 
 
 def test_stalled_bodies_time_out_and_free_their_threads(tmp_path, published, servers):
-    server = start_server(tmp_path, f"{published}/lin", THREADS="4", REQUEST_READ_TIMEOUT="1")
+    server = start_server(tmp_path, f"{published}/lin", THREADS="4", REQUEST_READ_TIMEOUT="1", KEEPALIVE_SECONDS="2")
     servers.append(server)
+    silent = [connect(server) for _ in range(8)]  # never send a byte: closed like idle keep-alive connections
     stalled = [connect(server) for _ in range(8)]  # twice the threads: each holds one while its body stalls
     for sock in stalled:
         sock.sendall(f'{PREDICT_HEAD}Content-Length: 100\r\n\r\n{{"inst'.encode())
@@ -78,8 +79,9 @@ def test_stalled_bodies_time_out_and_free_their_threads(tmp_path, published, ser
             while data and (more := sock.recv(65536)):
                 data += more
             assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:200]
+        assert [sock.recv(65536) for sock in silent] == [b""] * len(silent)  # closed quietly, no response
     finally:
-        for sock in stalled:
+        for sock in stalled + silent:
             sock.close()
     # A head that never completes is answered 408 (JSON) after the read timeout, too.
     with connect(server) as sock:
