@@ -61,7 +61,10 @@ class ModelUpdater:
                     self._draining = False
                     return
                 self._again = False
-            self.check()
+            try:
+                self.check()
+            except Exception:  # a bug in one check must not leave the flags claiming a live thread
+                log.exception("model check failed")
 
     def _check(self) -> str:
         ctx = self._ctx
