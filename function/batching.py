@@ -72,7 +72,7 @@ class _Item:
         self.rows = rows
         self.key = key
         self.queued = time.perf_counter()
-        self.done = threading.Event()
+        self.done: threading.Event | None = None  # only a queued request waits (a lone one needs none)
         self.lead = False  # set instead of a result: this request runs the next batch
         self.result: Arrays | None = None
         self.error: BaseException | None = None
@@ -125,12 +125,13 @@ class Batcher:
         item = _Item(inputs, rows or 0, key)
         with self._cond:
             if self._busy:
+                item.done = threading.Event()
                 self._queue.append(item)
                 self._cond.notify_all()
             else:
                 self._busy = True
                 item.lead = True
-        if not item.lead:
+        if item.done is not None:
             item.done.wait()
         if item.lead:
             self._lead(item)
@@ -145,7 +146,7 @@ class Batcher:
             with self._cond:
                 following = self._queue[0] if self._queue else None
                 self._busy = following is not None
-            if following is not None:
+            if following is not None and following.done is not None:
                 following.lead = True
                 following.done.set()
 
@@ -182,7 +183,7 @@ class Batcher:
             for i in batch:
                 i.error = exc if i is batch[0] else copy.copy(exc)
         for i in batch:
-            if not i.lead:
+            if not i.lead and i.done is not None:
                 i.done.set()
 
     def _run_joined(self, batch: list[_Item]) -> None:
