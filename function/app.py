@@ -8,8 +8,9 @@ from pathlib import Path
 
 from flask import Flask
 from prometheus_client import CollectorRegistry
+from werkzeug.exceptions import ClientDisconnected
 
-from function import errors, events, health, metrics, openapi, request_log, v1, v2
+from function import errors, events, health, metrics, openapi, request_log, v1, v2, worker
 from function.context import Context
 from function.holder import ModelHolder
 from function.serving import loader_for
@@ -33,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["modelfn"] = Context(settings, uri, holder, m)
 
     errors.init_app(app)
+    for stalled in (TimeoutError, ClientDisconnected):  # the worker's bounded socket reads
+        app.register_error_handler(stalled, worker.body_timeout)
     request_log.init_app(app, m)
     metrics.init_app(app, m, str(settings.prometheus_multiproc_dir) if settings.prometheus_multiproc_dir else None)
     health.init_app(app)

@@ -6,6 +6,8 @@ import math
 import os
 from pathlib import Path
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     """The CPU quota in cores from cgroup v2 ``cpu.max`` or v1 ``cfs_quota/cfs_period``; None if unlimited."""
@@ -29,3 +31,9 @@ def available_cpus(root: Path = Path("/sys/fs/cgroup")) -> int:
     if limit is None:
         return max(1, affinity)
     return max(1, min(affinity, math.ceil(limit)))
+
+
+def runtime_threads(override: int | None = None, root: Path | None = None) -> int:
+    """Threads for the runtime's intra-op pool: ``RUNTIME_THREADS`` if set, else the CPUs available."""
+    # One pool of this size is all the container runs: one worker process, one predict() at a time.
+    return override if override is not None else available_cpus(root or CGROUP_ROOT)

@@ -7,7 +7,6 @@ import shutil
 import tempfile
 from typing import Any
 
-from function.cpus import available_cpus
 from function.settings import load_settings
 
 _settings = load_settings()
@@ -21,30 +20,52 @@ if _settings.prometheus_multiproc_dir is None:
 else:
     _settings.prometheus_multiproc_dir.mkdir(parents=True, exist_ok=True)
 
+from function import holder, worker  # noqa: E402 - after the env var: holder imports prometheus_client
+
+# The master never loads the model or starts background threads (they would not survive the fork,
+# and with --preload a model loaded here would be a second copy): workers start them in post_fork.
+holder.defer_background_work()
+worker.READ_TIMEOUT = _settings.request_read_timeout
+
 bind = f"0.0.0.0:{_settings.port}"
-# One process per available CPU: inference is CPU-bound and each worker holds its own model copy.
-workers = _settings.workers or available_cpus()
-worker_class = "gthread"
+# One process holds the one model copy; HTTP concurrency comes from threads (the runtimes release the
+# GIL and the batching engine runs one predict() at a time). See docs/serving.md.
+workers = _settings.workers
+worker_class = "function.worker.ModelfnWorker"
 threads = _settings.threads
+worker_connections = max(1000, 4 * _settings.threads)
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout
-keepalive = 75  # above the 60 s idle timeout of the clouds' load balancers, so they close first
+keepalive = _settings.keepalive_seconds
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
-forwarded_allow_ips = "*"  # behind the platform's load balancer
+forwarded_allow_ips = _settings.forwarded_allow_ips
 
 
 def on_starting(server: Any) -> None:
-    """Refuse to start with DEVICE=cuda and no usable GPU, before any worker boots."""
+    """Refuse to start with more than one worker, or with DEVICE=cuda and no usable GPU."""
     from function.device_check import require_device
 
     try:
+        if server.cfg.workers != 1:
+            server.log.error(
+                "refusing to start: %d Gunicorn workers would load %d copies of the model; modelfn serves one"
+                " model per container with one worker and THREADS threads (docs/serving.md)",
+                server.cfg.workers,
+                server.cfg.workers,
+            )
+            raise SystemExit(2)
         require_device(_settings)
     except SystemExit:
         on_exit(server)  # Gunicorn skips on_exit when on_starting fails; do not leak the metrics dir
         raise
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In the worker: start what the master deferred (the eager load, alias polling) under --preload."""
+    holder.start_deferred()
 
 
 def child_exit(server: Any, worker: Any) -> None:

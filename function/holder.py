@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from function.batching import Batcher
 from loader.artifacts import LocalArtifact
 from loader.errors import ModelfnError
 from loader.public import public_message
@@ -40,6 +41,7 @@ class LoadedModel:
 
     artifact: LocalArtifact
     runtime: Runtime
+    engine: Batcher | None = None  # None: predict() per request, unbatched
 
     @property
     def name(self) -> str:
@@ -71,6 +73,31 @@ class ModelNotReady(Exception):
 
 Loader = Callable[[Callable[[Phase], None]], LoadedModel]
 _LIVE: weakref.WeakSet[ModelHolder] = weakref.WeakSet()
+# Background work (the load, alias polling) must run in the process that serves: under Gunicorn the
+# master defers it (its threads would not survive the fork, and a model loaded there is a wasted copy).
+_deferred: list[Callable[[], None]] | None = None
+
+
+def defer_background_work() -> None:
+    """From now on, hold background starts in this process until ``start_deferred()`` (Gunicorn master)."""
+    global _deferred
+    _deferred = []
+
+
+def when_serving(start: Callable[[], None]) -> None:
+    """Run ``start`` now, or after the fork into the serving process when this process defers."""
+    if _deferred is None:
+        start()
+    else:
+        _deferred.append(start)
+
+
+def start_deferred() -> None:
+    """In the forked worker: stop deferring and run what the master held back (``--preload``)."""
+    global _deferred
+    held, _deferred = _deferred or [], None
+    for start in held:
+        start()
 
 
 def close_all() -> None:
@@ -103,6 +130,9 @@ class ModelHolder:
 
     def start(self) -> None:
         """Start loading once; later calls (even concurrent ones) do nothing."""
+        if _deferred is not None:
+            when_serving(self.start)  # never load in a Gunicorn master (``--preload``)
+            return
         with self._cond:
             if self._thread is not None:
                 return

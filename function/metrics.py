@@ -18,6 +18,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from function import gpu_metrics
+from function.batching import BatchMetrics, create_batch_metrics
 from function.holder import LoadedModel
 from loader.cache import FetchStats
 
@@ -58,6 +59,7 @@ class Metrics:
     load_failures: Counter
     start_to_ready: Gauge
     model_info: Gauge
+    batching: BatchMetrics
     info_labels: tuple[str, ...] = ()
 
     def record_load(self, model: LoadedModel, stats: FetchStats, fetch_s: float, load_s: float) -> None:
@@ -141,6 +143,7 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
             multiprocess_mode="livemax",
             registry=registry,
         ),
+        batching=create_batch_metrics(registry),
     )
 
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from function.batching import Batcher, batchable
 from function.binary import decode_inputs, encode_output, wants_binary
+from function.cpus import runtime_threads
 from function.errors import RequestError
 from function.holder import LoadedModel, Phase
 from function.metrics import Metrics
@@ -19,7 +21,7 @@ from loader.artifacts import LocalArtifact, fetch
 from loader.cache import ArtifactCache
 from loader.errors import InferenceInputError
 from loader.prepost import postprocess, preprocess
-from loader.runtimes import DeviceChoice, Runtime, create_runtime
+from loader.runtimes import DeviceChoice, Runtime, RuntimeOptions, create_runtime
 from loader.signature import V2_TO_NUMPY, check_inputs, check_names, v2_datatype
 from loader.stores import open_store
 from loader.uri import ModelURI
@@ -35,6 +37,7 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
     )
     device = DeviceChoice(settings.device.value)
     options = settings.store_options()
+    threads = runtime_threads(settings.runtime_threads)
 
     def load(set_phase: Callable[[Phase], None]) -> LoadedModel:
         set_phase(Phase.FETCHING)
@@ -44,7 +47,7 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
                 artifact = fetch(open_store(uri.store, options), uri, cache)
                 fetched = time.perf_counter()
                 set_phase(Phase.LOADING)
-                runtime = create_runtime(artifact.manifest.framework, device)
+                runtime = create_runtime(artifact.manifest.framework, device, RuntimeOptions(threads))
                 runtime.load(artifact)
             loaded = time.perf_counter()
             batches = warm(runtime, artifact, settings, set_phase)
@@ -52,7 +55,7 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
         except Exception:
             metrics.load_failures.inc()
             raise
-        model = LoadedModel(artifact, runtime)
+        model = LoadedModel(artifact, runtime, engine_for(artifact, runtime, settings, metrics))
         prune_cache(cache, settings.cache_keep_artifacts, metrics)
         metrics.record_load(model, artifact.stats, fetched - started, loaded - fetched)
         metrics.warmup_seconds.observe(warmed - loaded)
@@ -100,9 +103,24 @@ def prune_cache(cache: ArtifactCache, keep: int, metrics: Metrics) -> None:
         log.info("cache pruned", extra={"fields": {"bytes_freed": freed, "kept": keep}})
 
 
+def engine_for(artifact: LocalArtifact, runtime: Runtime, settings: Settings, metrics: Metrics) -> Batcher:
+    """The model's one inference owner: batches when the signature allows and ``MAX_BATCH_SIZE`` > 1."""
+    manifest = artifact.manifest
+    timer = metrics.inference_seconds.labels(manifest.name, manifest.version)
+
+    def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with timer.time():
+            return runtime.predict(inputs)
+
+    rows = settings.max_batch_size if batchable(manifest) else 1
+    return Batcher(predict, rows, settings.max_batch_delay_ms / 1000, metrics.batching.observe)
+
+
 def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> dict[str, np.ndarray]:
-    """Validate against the signature and time ``predict()``."""
+    """Validate against the signature (before queueing: a bad request never joins a batch), then predict."""
     ordered = check_inputs(model.artifact.manifest.inputs, arrays)
+    if model.engine is not None:
+        return model.engine.submit(ordered)
     with metrics.inference_seconds.labels(model.name, model.version).time():
         return model.runtime.predict(ordered)
 

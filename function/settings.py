@@ -62,8 +62,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest accepted request body")
 
     port: int = Field(8080, gt=0, lt=65536, description="Port Gunicorn binds on 0.0.0.0")
-    workers: int | None = Field(None, gt=0, description="Gunicorn workers; default derived from the CPU quota")
-    threads: int = Field(4, gt=0, description="Threads per worker")
+    workers: int = Field(1, gt=0, description="Gunicorn workers: must be 1 (one model copy per container)")
+    threads: int = Field(64, gt=0, description="HTTP threads of the one worker: platform concurrency + 4")
+    keepalive_seconds: int = Field(
+        75, ge=0, description="Idle keep-alive; above the clouds' 60 s load-balancer idle timeout, so they close first"
+    )
+    request_read_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client may stall while sending headers or body before it is dropped"
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1", description="Proxies trusted for X-Forwarded-*; '*' only behind a load balancer you own"
+    )
+    runtime_threads: int | None = Field(
+        None, gt=0, description="Runtime intra-op threads (ORT, torch); default: CPUs of the cgroup quota"
+    )
+    max_batch_size: int = Field(64, gt=0, description="Most rows one batched predict() may take; 1 turns batching off")
+    max_batch_delay_ms: float = Field(
+        0.0, ge=0, le=1000, description="Under load, how long a batch may wait to fill up; a lone request never waits"
+    )
     timeout: int = Field(120, gt=0, description="Gunicorn worker timeout (seconds)")
     graceful_timeout: int = Field(25, gt=0, description="Seconds in-flight requests get after SIGTERM")
     log_level: str = Field("info", description="debug | info | warning | error | critical")
@@ -116,6 +132,16 @@ class Settings(BaseSettings):
         if value is not None and not _PROJECT_ID.match(value.strip()):
             raise ValueError("GOOGLE_CLOUD_PROJECT must be a project id (lower-case letters, digits, '-')")
         return value.strip() if value else None
+
+    @field_validator("workers")
+    @classmethod
+    def _one_worker(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError(
+                "must be 1: every Gunicorn worker would load its own model copy; raise THREADS for concurrency"
+                " (docs/serving.md)"
+            )
+        return value
 
     @field_validator("events_input_uri", "events_output_uri")
     @classmethod

@@ -6,6 +6,7 @@ import logging
 import threading
 
 from function.context import Context
+from function.holder import when_serving
 from function.serving import loader_for
 from loader.artifacts import resolve
 from loader.stores import open_store
@@ -20,7 +21,9 @@ class ModelUpdater:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._lock = threading.Lock()
-        self._again = threading.Event()
+        self._pending = threading.Lock()  # guards the two flags below
+        self._again = False
+        self._draining = False
         self._stop = threading.Event()
 
     def check(self) -> str:
@@ -29,9 +32,12 @@ class ModelUpdater:
             return self._check()
 
     def trigger(self) -> None:
-        """Check in the background (events must not wait for a model load)."""
-        self._again.set()
-        # Waiting threads find the flag already cleared and exit: a burst of events costs one check.
+        """Check in the background (events must not wait for a model load); at most one thread at a time."""
+        with self._pending:
+            self._again = True
+            if self._draining:
+                return  # the running thread checks once more after its current check: a burst costs two
+            self._draining = True
         threading.Thread(target=self._drain, name="modelfn-model-check", daemon=True).start()
 
     def start_polling(self, interval: float) -> None:
@@ -41,17 +47,24 @@ class ModelUpdater:
             while not self._stop.wait(interval):
                 self.check()
 
-        threading.Thread(target=loop, name="modelfn-model-poll", daemon=True).start()
+        # Under Gunicorn this waits for the fork: a thread started in a --preload master would not run.
+        when_serving(lambda: threading.Thread(target=loop, name="modelfn-model-poll", daemon=True).start())
 
     def stop(self) -> None:
         """Stop polling (tests, shutdown)."""
         self._stop.set()
 
     def _drain(self) -> None:
-        with self._lock:
-            while self._again.is_set():
-                self._again.clear()
-                self._check()
+        while True:
+            with self._pending:
+                if not self._again:
+                    self._draining = False
+                    return
+                self._again = False
+            try:
+                self.check()
+            except Exception:  # a bug in one check must not leave the flags claiming a live thread
+                log.exception("model check failed")
 
     def _check(self) -> str:
         ctx = self._ctx

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from loader.manifest import Framework
-from loader.runtimes.base import DeviceChoice, Runtime
+from loader.runtimes.base import DeviceChoice, Runtime, RuntimeOptions
 
 _REGISTRY: dict[Framework, str] = {
     Framework.ONNX: "loader.runtimes.onnx:OnnxRuntime",
@@ -13,12 +13,12 @@ _REGISTRY: dict[Framework, str] = {
     Framework.TORCH_EXPORT: "loader.runtimes.torch:TorchRuntime",
 }
 
-__all__ = ["DeviceChoice", "Runtime", "create_runtime"]
+__all__ = ["DeviceChoice", "Runtime", "RuntimeOptions", "create_runtime"]
 
 
-def create_runtime(framework: Framework, device: DeviceChoice) -> Runtime:
-    """A not-yet-loaded runtime for a framework on the requested device."""
+def create_runtime(framework: Framework, device: DeviceChoice, options: RuntimeOptions | None = None) -> Runtime:
+    """A not-yet-loaded runtime for a framework on the requested device, with its thread budget."""
     module_name, _, attr = _REGISTRY[framework].partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
-    runtime: Runtime = factory(framework, device)
+    runtime: Runtime = factory(framework, device, options or RuntimeOptions())
     return runtime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -14,6 +15,14 @@ class DeviceChoice(StrEnum):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How the runtime may use the CPUs; the function derives them from the container's quota."""
+
+    intra_op_threads: int | None = None  # None: the runtime's own default (all host cores)
+    inter_op_threads: int = 1
 
 
 class Runtime(Protocol):

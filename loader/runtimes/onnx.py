@@ -7,7 +7,7 @@ import numpy as np
 from loader.artifacts import LocalArtifact
 from loader.errors import DeviceUnavailable, InferenceInputError, ModelExecutionError, RuntimeLoadError
 from loader.manifest import Framework
-from loader.runtimes.base import DeviceChoice
+from loader.runtimes.base import DeviceChoice, RuntimeOptions
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -27,8 +27,9 @@ def choose_providers(available: list[str], device: DeviceChoice) -> list[str]:
 class OnnxRuntime:
     """An ``onnxruntime.InferenceSession`` over the artifact's model file."""
 
-    def __init__(self, framework: Framework, device: DeviceChoice) -> None:
+    def __init__(self, framework: Framework, device: DeviceChoice, options: RuntimeOptions | None = None) -> None:
         self.requested = device
+        self.options = options or RuntimeOptions()
         self.device = "cpu"
         self.provider = CPU
         self._session = None
@@ -41,6 +42,9 @@ class OnnxRuntime:
         providers = choose_providers(ort.get_available_providers(), self.requested)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.options.intra_op_threads is not None:
+            options.intra_op_num_threads = self.options.intra_op_threads
+        options.inter_op_num_threads = self.options.inter_op_threads
         try:
             session = ort.InferenceSession(str(artifact.model_path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad models

@@ -10,7 +10,7 @@ import numpy as np
 from loader.artifacts import LocalArtifact
 from loader.errors import DeviceUnavailable, ModelExecutionError, RuntimeLoadError
 from loader.manifest import Framework, Precision
-from loader.runtimes.base import DeviceChoice
+from loader.runtimes.base import DeviceChoice, RuntimeOptions
 from loader.signature import V2_TO_NUMPY
 
 TORCH_DTYPES = {Precision.FP32: "float32", Precision.FP16: "float16", Precision.BF16: "bfloat16"}
@@ -50,8 +50,9 @@ class TorchRuntime:
     device and floating outputs back to the signature's datatype.
     """
 
-    def __init__(self, framework: Framework, device: DeviceChoice) -> None:
+    def __init__(self, framework: Framework, device: DeviceChoice, options: RuntimeOptions | None = None) -> None:
         self.framework = framework
+        self.options = options or RuntimeOptions()
         self.requested = device
         self.device = "cpu"
         self.provider = f"torch-{framework.value}"
@@ -63,6 +64,8 @@ class TorchRuntime:
     def load(self, artifact: LocalArtifact) -> None:
         """Load onto the chosen device in the manifest's precision and switch to inference mode."""
         torch = _torch()
+        if self.options.intra_op_threads is not None:
+            torch.set_num_threads(self.options.intra_op_threads)  # process-wide: one model per process
         manifest = artifact.manifest
         self.device = self._choose_device(torch)
         self.precision = manifest.precision

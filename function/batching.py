@@ -1,0 +1,222 @@
+"""Adaptive batching: concurrent requests for one model share a ``predict()`` along the first dimension.
+
+There is no engine thread: the request that finds the runtime idle runs at once (no added latency at
+c=1); requests arriving meanwhile queue, and when a batch finishes its runner elects the oldest queued
+request to run the next batch, built from every queued request with the same non-batch dimensions.
+So the batch grows exactly while the previous one runs, one ``predict()`` runs at a time per model, and
+a model that is swapped out drains its own queue through the threads waiting on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from loader.errors import InferenceInputError, ModelExecutionError
+from loader.manifest import Manifest
+
+Arrays = dict[str, np.ndarray]
+Predict = Callable[[Arrays], Arrays]
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+
+
+@dataclass
+class BatchMetrics:
+    """Rows per ``predict()``, time queued before a batch starts, rows served."""
+
+    batch_size: Histogram
+    queue_seconds: Histogram
+    items: Counter
+
+    def observe(self, rows: int, waits: list[float]) -> None:
+        """Record one batch."""
+        self.batch_size.observe(rows)
+        self.items.inc(rows)
+        for wait in waits:
+            self.queue_seconds.observe(wait)
+
+
+def create_batch_metrics(registry: CollectorRegistry) -> BatchMetrics:
+    """The batching metrics on a registry."""
+    return BatchMetrics(
+        batch_size=Histogram("modelfn_batch_size", "Rows per predict() call", buckets=SIZE_BUCKETS, registry=registry),
+        queue_seconds=Histogram(
+            "modelfn_batch_queue_seconds",
+            "Time a request waited for its batch to start",
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        ),
+        items=Counter("modelfn_batch_items", "Rows run by predict() (rate() = items/s)", registry=registry),
+    )
+
+
+def batchable(manifest: Manifest) -> bool:
+    """True when every input and output has a dynamic first dimension (rows are independent)."""
+    return all(len(t.shape) > 0 and t.shape[0] == -1 for t in (*manifest.inputs, *manifest.outputs))
+
+
+class _Item:
+    """One request's inputs and, once its batch ran, its outputs or error."""
+
+    __slots__ = ("done", "error", "inputs", "key", "lead", "queued", "result", "rows")
+
+    def __init__(self, inputs: Arrays, rows: int, key: object) -> None:
+        self.inputs = inputs
+        self.rows = rows
+        self.key = key
+        self.queued = time.perf_counter()
+        self.done: threading.Event | None = None  # only a queued request waits (a lone one needs none)
+        self.lead = False  # set instead of a result: this request runs the next batch
+        self.result: Arrays | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Arrays:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class Batcher:
+    """Runs ``predict`` for one model, batching concurrent compatible requests up to ``max_rows`` rows."""
+
+    def __init__(
+        self,
+        predict: Predict,
+        max_rows: int,
+        max_delay_s: float = 0.0,
+        observe: Callable[[int, list[float]], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self._max_rows = max_rows
+        self._max_delay = max_delay_s
+        self._observe = observe or (lambda rows, waits: None)
+        self._cond = threading.Condition()
+        self._queue: list[_Item] = []
+        self._busy = False
+
+    @property
+    def enabled(self) -> bool:
+        """False when every request runs on its own (``MAX_BATCH_SIZE=1`` or no dynamic first dim)."""
+        return self._max_rows > 1
+
+    @property
+    def pending(self) -> int:
+        """Requests queued behind the running batch."""
+        with self._cond:
+            return len(self._queue)
+
+    def submit(self, inputs: Arrays) -> Arrays:
+        """Run validated inputs (signature order) and return exactly their own output rows."""
+        if not self.enabled:
+            self._observe(_rows(inputs) or 1, [0.0])
+            return self._predict(inputs)
+        rows = _rows(inputs)
+        # Requests whose inputs disagree on rows, or that fill a batch alone, still queue (one predict
+        # at a time) but under a key nothing else shares, so the runtime judges them alone.
+        key: object = object() if rows is None or rows >= self._max_rows else _key(inputs)
+        item = _Item(inputs, rows or 0, key)
+        with self._cond:
+            if self._busy:
+                item.done = threading.Event()
+                self._queue.append(item)
+                self._cond.notify_all()
+            else:
+                self._busy = True
+                item.lead = True
+        if item.done is not None:
+            item.done.wait()
+        if item.lead:
+            self._lead(item)
+        return item.outcome()
+
+    def _lead(self, item: _Item) -> None:
+        """Run this request's batch, then hand the runtime to the oldest queued request."""
+        try:
+            batch = self._take(item)
+            self._run(batch)
+        finally:
+            with self._cond:
+                following = self._queue[0] if self._queue else None
+                self._busy = following is not None
+            if following is not None and following.done is not None:
+                following.lead = True
+                following.done.set()
+
+    def _take(self, head: _Item) -> list[_Item]:
+        with self._cond:
+            if head not in self._queue:
+                return [head]  # found the runtime idle: run at once
+            if self._max_delay > 0 and isinstance(head.key, tuple):
+                self._cond.wait_for(lambda: self._queued_rows(head.key) >= self._max_rows, timeout=self._max_delay)
+            batch, rest, rows = [head], [], head.rows
+            for queued in self._queue:
+                if queued is head:
+                    continue
+                if queued.key == head.key and rows + queued.rows <= self._max_rows:
+                    batch.append(queued)
+                    rows += queued.rows
+                else:
+                    rest.append(queued)
+            self._queue = rest
+            return batch
+
+    def _queued_rows(self, key: object) -> int:
+        return sum(i.rows for i in self._queue if i.key == key)
+
+    def _run(self, batch: list[_Item]) -> None:
+        started = time.perf_counter()
+        self._observe(sum(i.rows for i in batch) or 1, [started - i.queued for i in batch])
+        try:
+            if len(batch) == 1:
+                batch[0].result = self._predict(batch[0].inputs)
+            else:
+                self._run_joined(batch)
+        except BaseException as exc:  # every request of the batch gets the typed error, nobody hangs
+            for i in batch:
+                i.error = exc if i is batch[0] else copy.copy(exc)
+        for i in batch:
+            if not i.lead and i.done is not None:
+                i.done.set()
+
+    def _run_joined(self, batch: list[_Item]) -> None:
+        names = list(batch[0].inputs)
+        joined = {n: np.concatenate([i.inputs[n] for i in batch]) for n in names}
+        try:
+            outputs = self._predict(joined)
+        except InferenceInputError:
+            # Which request the runtime disliked is unknown: let it judge each alone.
+            for i in batch:
+                try:
+                    i.result = self._predict(i.inputs)
+                except Exception as exc:
+                    i.error = exc
+            return
+        total = sum(i.rows for i in batch)
+        if any(out.ndim == 0 or out.shape[0] != total for out in outputs.values()):
+            raise ModelExecutionError("model returned outputs whose first dimension is not the batch size")
+        bounds = np.cumsum([i.rows for i in batch])[:-1]
+        parts = {n: np.split(out, bounds) for n, out in outputs.items()}
+        for k, i in enumerate(batch):
+            i.result = {n: p[k] for n, p in parts.items()}
+
+
+def _rows(inputs: Arrays) -> int | None:
+    """The common first dimension of every input, or None when they disagree (or are scalars)."""
+    firsts = {a.shape[0] if a.ndim else None for a in inputs.values()}
+    if len(firsts) != 1:
+        return None
+    rows = firsts.pop()
+    return rows if rows else None
+
+
+def _key(inputs: Arrays) -> tuple[tuple[str, tuple[int, ...], str], ...]:
+    """Requests with equal keys can be concatenated along dim 0."""
+    return tuple((n, a.shape[1:], a.dtype.str) for n, a in inputs.items())
