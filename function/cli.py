@@ -238,14 +238,14 @@ def verify(ref: str, store_uri: str) -> None:
 @main.command()
 @click.option("--port", type=click.IntRange(1, 65535), help="Overrides PORT (default 8080).")
 @click.option("--model-uri", help="Overrides MODEL_URI (default: the bundled demo model).")
-@click.option("--workers", type=click.IntRange(min=1), help="Overrides WORKERS.")
-def serve(port: int | None, model_uri: str | None, workers: int | None) -> None:
+@click.option("--threads", type=click.IntRange(min=1), help="Overrides THREADS (HTTP concurrency of the one worker).")
+def serve(port: int | None, model_uri: str | None, threads: int | None) -> None:
     """Run the function locally under Gunicorn (the same server as the image)."""
     from pydantic import ValidationError
 
     from function.settings import load_settings
 
-    for key, value in (("PORT", port), ("MODEL_URI", model_uri), ("WORKERS", workers)):
+    for key, value in (("PORT", port), ("MODEL_URI", model_uri), ("THREADS", threads)):
         if value is not None:
             os.environ[key] = str(value)
     try:

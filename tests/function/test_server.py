@@ -158,7 +158,8 @@ def test_sigterm_finishes_in_flight_request(server: Server):
         ([], {"DEVICE": "tpu"}, "DEVICE"),
         (["--model-uri", "nope"], {}, "MODEL_URI"),
         (["--port", "0"], {}, "port"),
-        (["--workers", "2"], {}, "model copy"),
+        ([], {"WORKERS": "2"}, "model copy"),
+        (["--threads", "0"], {}, "threads"),
     ],
 )
 def test_serve_rejects_bad_configuration(args, env, words):

@@ -15,8 +15,7 @@ SAMPLES: list[tuple[list[float], str]] = [
     ([6.9, 3.1, 5.4, 2.1], "virginica"),
 ]
 BASE_ENV = {
-    "WORKERS": "2",
-    "THREADS": "4",
+    "THREADS": "8",
     "GRACEFUL_TIMEOUT": "15",
     "LOAD_RETRY_SECONDS": "1",
     "LOAD_WAIT_SECONDS": "60",
