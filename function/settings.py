@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     threads: int = Field(4, gt=0, description="Threads per worker")
     timeout: int = Field(120, gt=0, description="Gunicorn worker timeout (seconds)")
     graceful_timeout: int = Field(25, gt=0, description="Seconds in-flight requests get after SIGTERM")
+    keepalive_seconds: int = Field(
+        75, gt=0, description="Gunicorn keep-alive seconds; must exceed the load balancer's idle timeout"
+    )
     log_level: str = Field("info", description="Python log level for the service")
     prometheus_multiproc_dir: Path | None = Field(
         None, description="prometheus_client's multiprocess dir; set by the Gunicorn config"

@@ -1,7 +1,27 @@
 locals {
   bucket          = regex("^gs://([^/]+)/", var.model_uri)[0]
   bucket_location = coalesce(var.bucket_location, var.region)
-  apis            = var.enable_apis ? toset(["run.googleapis.com", "eventarc.googleapis.com", "pubsub.googleapis.com"]) : toset([])
+  # Everything a fresh project needs: service accounts (iam), Cloud Run, the bucket (storage); with events
+  # Eventarc and Pub/Sub (Cloud Storage notifications travel over Pub/Sub); with secrets Secret Manager.
+  apis = var.enable_apis ? toset(concat(
+    ["iam.googleapis.com", "run.googleapis.com", "storage.googleapis.com"],
+    var.events == null ? [] : ["eventarc.googleapis.com", "pubsub.googleapis.com"],
+    length(var.secrets) == 0 ? [] : ["secretmanager.googleapis.com"],
+  )) : toset([])
+}
+
+# The Eventarc service agent exists only once something asks for it; a trigger created before that fails.
+# google_project_service_identity does this but exists only in google-beta, so the same API call is
+# made with gcloud (idempotent). Set create_eventarc_service_agent = false where it exists already.
+resource "terraform_data" "eventarc_service_agent" {
+  count            = var.events != null && var.create_eventarc_service_agent ? 1 : 0
+  triggers_replace = [var.project_id]
+
+  provisioner "local-exec" {
+    command = "gcloud beta services identity create --service=eventarc.googleapis.com --project=${var.project_id}"
+  }
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_project_service" "apis" {
@@ -27,11 +47,14 @@ resource "google_storage_bucket" "models" {
 }
 
 module "service" {
+  # First deployment: apply with deploy_service = false (storage only), publish the model, then apply
+  # again with the default; the first revision is then ready at once (docs/deploy.md).
+  count  = var.deploy_service ? 1 : 0
   source = "../modules/cloud-run"
 
   project_id              = var.project_id
   region                  = var.region
-  events_location         = local.bucket_location
+  events_location         = lower(local.bucket_location)
   name                    = var.name
   image                   = var.image
   model_uri               = var.model_uri
@@ -50,5 +73,5 @@ module "service" {
   invoker_members         = var.invoker_members
   public                  = var.public
 
-  depends_on = [google_project_service.apis, google_storage_bucket.models]
+  depends_on = [google_project_service.apis, google_storage_bucket.models, terraform_data.eventarc_service_agent]
 }
