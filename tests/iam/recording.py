@@ -40,11 +40,22 @@ class Recorder:
     def __init__(self, probe_overwrites: bool) -> None:
         self.ops: list[Op] = []
         self.probe_overwrites = probe_overwrites
+        self.paused = False
         self._lock = threading.Lock()
 
     def add(self, op: Op) -> None:
         with self._lock:
-            self.ops.append(op)
+            if not self.paused:
+                self.ops.append(op)
+
+    @contextmanager
+    def pause(self) -> Iterator[None]:
+        """Leave out what the admin does (publishing, uploading): only the app's calls count."""
+        self.paused = True
+        try:
+            yield
+        finally:
+            self.paused = False
 
 
 class _Recording:
@@ -89,7 +100,7 @@ class _Recording:
             return "list"
         if kwargs.get("if_absent"):
             return "put-if-absent"
-        if self._recorder.probe_overwrites and self._store.exists(args[0]):
+        if self._recorder.probe_overwrites and not self._recorder.paused and self._store.exists(args[0]):
             return "overwrite"
         return "put"
 
@@ -125,3 +136,13 @@ file = _factory("file")
 s3 = _factory("s3")
 gs = _factory("gs")
 az = _factory("az")
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Pause the active recorder (if any) while the admin works."""
+    if not _ACTIVE:
+        yield
+        return
+    with _ACTIVE[-1].pause():
+        yield

@@ -26,7 +26,7 @@ from function.cli import main
 from tests.emulators import EmulatorMissing, MotoEmulator
 from tests.events import payloads
 from tests.iam import flows
-from tests.iam.recording import Recorder, recording
+from tests.iam.recording import Recorder, paused, recording
 from tests.models import linear_onnx, publish_model
 from tests.terraform.plans import Plan, plan
 from tests.terraform.tools import copy_terraform, require_terraform, terraform
@@ -185,7 +185,7 @@ class S3Backend:
         return payloads.s3(self.bucket, key, version)
 
     def publish(self, version: str, model_file: Path) -> None:
-        with pytest.MonkeyPatch.context() as patch:  # nothing else runs while the admin publishes
+        with paused(), pytest.MonkeyPatch.context() as patch:  # nothing else runs while the admin publishes
             for name, value in self._admin.env.items():
                 patch.setenv(name, value)
             publish_model(f"s3://{self.bucket}/{flows.MODEL_STORE}", model_file, flows.NAME, version, ("prod",))
