@@ -5,7 +5,8 @@ locals {
   # Eventarc and Pub/Sub (Cloud Storage notifications travel over Pub/Sub); with secrets Secret Manager.
   apis = var.enable_apis ? toset(concat(
     ["iam.googleapis.com", "run.googleapis.com", "storage.googleapis.com"],
-    var.events == null ? [] : ["eventarc.googleapis.com", "pubsub.googleapis.com"],
+    # Project-level grants (service agents, trigger account) go through Cloud Resource Manager.
+    var.events == null ? [] : ["eventarc.googleapis.com", "pubsub.googleapis.com", "cloudresourcemanager.googleapis.com"],
     length(var.secrets) == 0 ? [] : ["secretmanager.googleapis.com"],
   )) : toset([])
 }
@@ -22,6 +23,22 @@ resource "terraform_data" "eventarc_service_agent" {
   }
 
   depends_on = [google_project_service.apis]
+}
+
+data "google_project" "this" {
+  count      = var.events == null ? 0 : 1
+  project_id = var.project_id
+}
+
+# Agents created on demand do not always get their role (pulumi/pulumi-gcp#1290): grant it explicitly.
+resource "google_project_iam_member" "eventarc_service_agent" {
+  count   = var.events == null ? 0 : 1
+  project = var.project_id
+  role    = "roles/eventarc.serviceAgent"
+  # try(): schema-only provider stand-ins (offline CI) return no project number.
+  member = try("serviceAccount:service-${data.google_project.this[0].number}@gcp-sa-eventarc.iam.gserviceaccount.com", null)
+
+  depends_on = [terraform_data.eventarc_service_agent]
 }
 
 resource "google_project_service" "apis" {
@@ -73,5 +90,6 @@ module "service" {
   invoker_members         = var.invoker_members
   public                  = var.public
 
-  depends_on = [google_project_service.apis, google_storage_bucket.models, terraform_data.eventarc_service_agent]
+  # The module's IAM-propagation wait runs after these grants, before the Eventarc trigger.
+  depends_on = [google_project_service.apis, google_storage_bucket.models, google_project_iam_member.eventarc_service_agent]
 }

@@ -209,6 +209,7 @@ API_OF = {
     "google_storage_bucket": "storage.googleapis.com",
     "google_eventarc_trigger": "eventarc.googleapis.com",
     "google_secret_manager_secret_iam_member": "secretmanager.googleapis.com",
+    "google_project_iam_member": "cloudresourcemanager.googleapis.com",
 }
 
 
