@@ -94,6 +94,8 @@ class DeploySpec(_Model):
     env: dict[str, str] = {}
     secrets: dict[str, str] = {}
     labels: dict[str, str] = {}
+    # First deployment: false creates only the storage (publish, then deploy with true).
+    deploy_service: bool = True
 
     @field_validator("model_uri")
     @classmethod
@@ -191,6 +193,8 @@ class AwsSpec(DeploySpec):
     idle_minutes_to_zero: int = Field(15, ge=1, le=1440)
     log_retention_days: int = 30
     events_secret_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:secretsmanager:")
+    # None: only a bucket this stack creates has its notification configuration replaced.
+    manage_bucket_notification: bool | None = None
 
     @field_validator("gpu")
     @classmethod
@@ -224,6 +228,7 @@ class AzureSpec(DeploySpec):
     storage_account_name: str = Field(pattern=r"^[a-z0-9]{3,24}$")
     storage_account_resource_group: str | None = None
     create_storage_account: bool = False
+    storage_account_location: str | None = None
     acr_id: str | None = None
     gpu: Literal["nvidia-t4", "nvidia-a100"] | None = None
     request_timeout_seconds: int = Field(240, ge=1, le=240)

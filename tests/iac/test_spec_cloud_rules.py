@@ -61,3 +61,11 @@ def test_serving_env_is_owned_by_the_stacks(cloud: str, name: str) -> None:
     data.setdefault("env", {})[name] = "1"
     with pytest.raises(InvalidSpec, match=f"{name} are set by the deployment itself"):
         parse_spec(cloud, data)
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "aws", "azure"])
+def test_first_deployment_step_reaches_the_stack(cloud: str) -> None:
+    data = copy.deepcopy(example(cloud))
+    assert parse_spec(cloud, data).to_tfvars()["deploy_service"] is True
+    data["deploy_service"] = False
+    assert parse_spec(cloud, data).to_tfvars()["deploy_service"] is False
