@@ -76,6 +76,7 @@ resource "aws_lb" "this" {
 }
 
 resource "aws_lb_target_group" "this" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the ALB; ALB -> task traffic stays in the VPC, admitted only from the ALB's security group
   name                 = var.name
   port                 = 8080
   protocol             = "HTTP"
