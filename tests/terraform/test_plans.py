@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from functools import partial
 from typing import Any
@@ -111,12 +114,26 @@ def test_event_grid_handshakes_are_answered_before_the_model_loads(unready_clien
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_keepalive_outlasts_the_platform_idle_timeout(plans, stack: str) -> None:
+def test_keepalive_outlasts_the_platform_idle_timeout(plans, stack: str, tmp_path) -> None:
     plan_ = _planned(plans, stack)
     env = container_env(plan_, stack)
     idle = plan_.one("aws_lb")["values"]["idle_timeout"] if stack == "aws" else PLATFORM_IDLE_SECONDS[stack]
     assert int(env["KEEPALIVE_SECONDS"]) > idle, f"{stack}: Gunicorn closes idle connections before the platform"
-    assert "keepalive_seconds" in Settings.model_fields, "the app must read KEEPALIVE_SECONDS"
+    served = _gunicorn_config(env, tmp_path)
+    assert served["keepalive"] == int(env["KEEPALIVE_SECONDS"]) and served["threads"] == int(env["THREADS"])
+
+
+def _gunicorn_config(env: dict[str, str], scratch) -> dict[str, Any]:
+    """What Gunicorn would run with, given the plan's container environment (the real config module)."""
+    names = ("THREADS", "KEEPALIVE_SECONDS", "WORKERS", "TIMEOUT")
+    code = (
+        "import json, function.gunicorn_conf as g; print(json.dumps({'keepalive': g.keepalive, 'threads': g.threads}))"
+    )
+    child = {**os.environ, **{k: env[k] for k in names if k in env}, "PROMETHEUS_MULTIPROC_DIR": str(scratch)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=child, capture_output=True, text=True, timeout=60, check=True
+    )
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 @pytest.mark.parametrize("stack", STACKS)
