@@ -70,8 +70,7 @@ RUN if [ "$VARIANT" = torch-cpu ]; then \
 COPY pyproject.toml README.md ./
 COPY function/ function/
 COPY loader/ loader/
-# iac/: the `modelfn deploy` subcommand the CLI registers (pure Python, a few KB).
-COPY iac/ iac/
+# No iac/: `modelfn deploy` runs where Terraform runs (pip install modelfn), never in the serving image.
 # The dependencies are installed above from the lock: pip check proves the lock covers pyproject.toml,
 # and importing the app proves no undeclared import is missing.
 RUN /opt/build-tools/bin/pip --python /opt/venv/bin/python install --no-deps . \

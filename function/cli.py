@@ -289,8 +289,14 @@ def predict(instances_json: str | None, url: str, model_name: str, file_: Any, t
 
 
 def _register_deploy() -> None:
-    # Imported lazily: the deploy driver is only needed by `modelfn deploy`, not by the server.
-    from iac.cli import deploy
+    # Imported lazily: the deploy driver is only needed by `modelfn deploy`, not by the server, and the
+    # serving image ships without iac/ (deployments run from a workstation or CI with the wheel).
+    try:
+        from iac.cli import deploy
+    except ModuleNotFoundError as exc:
+        if exc.name != "iac":
+            raise
+        return
 
     main.add_command(deploy)
 

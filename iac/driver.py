@@ -16,7 +16,10 @@ from iac.spec import AzureSpec, DeploySpec
 
 ACTIONS = ("plan", "apply", "destroy", "output")
 TFVARS = "terraform.tfvars.json"
-DEFAULT_STACKS = Path(__file__).resolve().parent.parent / "terraform"
+# Installed from a wheel the stacks ship inside the package (setup.py); in a checkout they are terraform/.
+PACKAGED_STACKS = Path(__file__).resolve().parent / "stacks"
+CHECKOUT_STACKS = Path(__file__).resolve().parent.parent / "terraform"
+DEFAULT_STACKS = PACKAGED_STACKS if PACKAGED_STACKS.is_dir() else CHECKOUT_STACKS
 
 # Well-known credential failures, per provider, as they appear in terraform's stderr.
 AUTH_ERRORS: dict[str, tuple[str, ...]] = {
@@ -63,11 +66,26 @@ class Deployment:
     auto_approve: bool = False
     terraform: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Installed from a wheel, the packaged stacks are copied here (state and .terraform live with them,
+    # never inside site-packages, where an upgrade would delete them).
+    workdir: Path = Path(".modelfn")
 
     @property
     def stack(self) -> Path:
-        """The root stack directory (terraform/<cloud> in the repository by default)."""
-        return (self.stack_dir or DEFAULT_STACKS / self.spec.cloud).resolve()
+        """The root stack directory: --stack-dir, terraform/<cloud> in a checkout, or the workdir's copy."""
+        if self.stack_dir is not None:
+            return self.stack_dir.resolve()
+        if DEFAULT_STACKS is PACKAGED_STACKS:
+            return (self.workdir / "terraform" / self.spec.cloud).resolve()
+        return (CHECKOUT_STACKS / self.spec.cloud).resolve()
+
+
+def materialise(deployment: Deployment) -> Path:
+    """Copy the packaged stacks into the workdir when they are used (code refreshed, state kept)."""
+    stack = deployment.stack
+    if deployment.stack_dir is None and DEFAULT_STACKS is PACKAGED_STACKS:
+        shutil.copytree(PACKAGED_STACKS, stack.parent, dirs_exist_ok=True)
+    return stack
 
 
 def find_terraform(explicit: str | None, environ: Mapping[str, str]) -> str:
@@ -123,7 +141,7 @@ def run(deployment: Deployment) -> int:
     if deployment.action not in ACTIONS:
         raise InvalidSpec(f"unknown action {deployment.action!r}: choose one of {', '.join(ACTIONS)}")
     terraform = find_terraform(deployment.terraform, deployment.environ)
-    stack = deployment.stack
+    stack = materialise(deployment)
     env = {**deployment.environ, **secret_env(deployment), "TF_IN_AUTOMATION": "1"}
     write_tfvars(deployment.spec, stack)
     for args in commands(deployment):

@@ -29,8 +29,12 @@ MANAGED_ENV = frozenset(
         "AWS_REGION",
         "AZURE_STORAGE_ACCOUNT_URL",
         "AZURE_CLIENT_ID",
+        "THREADS",
+        "KEEPALIVE_SECONDS",
     }
 )
+# Cloud Run's CPU -> (min, max) memory in MiB (docs: "Configure memory limits").
+CLOUD_RUN_MEMORY = {1: (512, 4096), 2: (512, 8192), 4: (2048, 16384), 6: (4096, 24576), 8: (4096, 32768)}
 
 
 class _Model(BaseModel):
@@ -90,6 +94,8 @@ class DeploySpec(_Model):
     env: dict[str, str] = {}
     secrets: dict[str, str] = {}
     labels: dict[str, str] = {}
+    # First deployment: false creates only the storage (publish, then deploy with true).
+    deploy_service: bool = True
 
     @field_validator("model_uri")
     @classmethod
@@ -154,9 +160,18 @@ class GcpSpec(DeploySpec):
         return value
 
     @model_validator(mode="after")
-    def _gpu_minimums(self) -> GcpSpec:
+    def _cloud_run_rules(self) -> GcpSpec:
+        low, high = CLOUD_RUN_MEMORY[int(self.cpu)]
+        if not low <= self.memory_mib <= high:
+            raise ValueError(f"memory_mib for cpu {self.cpu:g} must be between {low} and {high} on Cloud Run")
         if self.gpu and (self.cpu < 4 or self.memory_mib < 16384):
             raise ValueError("Cloud Run GPUs (nvidia-l4) need cpu >= 4 and memory_mib >= 16384")
+        if self.gpu and "gpu" not in self.image.lower():
+            raise ValueError("with a GPU, image must be the gpu variant of the modelfn image (e.g. modelfn:0.1.0-gpu)")
+        if len(self.name) > (23 if self.events else 26):
+            raise ValueError("name is too long for Cloud Run's service account ids (26 characters, 23 with events)")
+        if self.public and self.events:
+            raise ValueError("public = true with events would let anyone POST /events: keep it private")
         return self
 
 
@@ -178,6 +193,8 @@ class AwsSpec(DeploySpec):
     idle_minutes_to_zero: int = Field(15, ge=1, le=1440)
     log_retention_days: int = 30
     events_secret_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:secretsmanager:")
+    # None: only a bucket this stack creates has its notification configuration replaced.
+    manage_bucket_notification: bool | None = None
 
     @field_validator("gpu")
     @classmethod
@@ -211,6 +228,7 @@ class AzureSpec(DeploySpec):
     storage_account_name: str = Field(pattern=r"^[a-z0-9]{3,24}$")
     storage_account_resource_group: str | None = None
     create_storage_account: bool = False
+    storage_account_location: str | None = None
     acr_id: str | None = None
     gpu: Literal["nvidia-t4", "nvidia-a100"] | None = None
     request_timeout_seconds: int = Field(240, ge=1, le=240)

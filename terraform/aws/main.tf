@@ -42,6 +42,9 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "models" {
 }
 
 module "service" {
+  # First deployment: apply with deploy_service = false (storage only), publish the model, then apply
+  # again with the default; the first revision is then ready at once (docs/deploy.md).
+  count  = var.deploy_service ? 1 : 0
   source = "../modules/ecs-fargate"
 
   region                  = var.region
@@ -69,6 +72,9 @@ module "service" {
   idle_minutes_to_zero    = var.idle_minutes_to_zero
   log_retention_days      = var.log_retention_days
   events_secret_arn       = var.events_secret_arn
+  # aws_s3_bucket_notification replaces the bucket's whole notification configuration: only a bucket this
+  # stack created is safe to take over by default.
+  manage_bucket_notification = coalesce(var.manage_bucket_notification, var.create_bucket)
 
   depends_on = [aws_s3_bucket.models]
 }

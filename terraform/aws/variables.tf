@@ -1,3 +1,9 @@
+variable "deploy_service" {
+  type        = bool
+  description = "false: create only the storage (first step of a first deployment: apply, publish the model, then apply with true)."
+  default     = true
+}
+
 variable "region" {
   type        = string
   description = "AWS region of the service and the bucket."
@@ -7,6 +13,12 @@ variable "create_bucket" {
   type        = bool
   description = "Create the bucket named in model_uri (versioned, encrypted, no public access)."
   default     = false
+}
+
+variable "manage_bucket_notification" {
+  type        = bool
+  description = "Turn on the bucket's EventBridge notifications. This REPLACES the bucket's whole notification configuration (Lambda/SQS/SNS ones are deleted); null: only when create_bucket. For an existing bucket enable EventBridge on it yourself (see README)."
+  default     = null
 }
 
 variable "vpc_id" {

@@ -56,27 +56,33 @@ resource "azurerm_storage_container" "models" {
 }
 
 module "service" {
+  # First deployment: apply with deploy_service = false (storage only), publish the model, then apply
+  # again with the default; the first revision is then ready at once (docs/deploy.md).
+  count  = var.deploy_service ? 1 : 0
   source = "../modules/container-apps"
 
-  resource_group_name     = var.resource_group_name
-  location                = var.location
-  storage_account_id      = local.storage_account_id
-  acr_id                  = var.acr_id
-  name                    = var.name
-  image                   = var.image
-  model_uri               = var.model_uri
-  env                     = var.env
-  secrets                 = var.secrets
-  cpu                     = var.cpu
-  memory_mib              = var.memory_mib
-  min_instances           = var.min_instances
-  max_instances           = var.max_instances
-  concurrency             = var.concurrency
-  request_timeout_seconds = var.request_timeout_seconds
-  gpu                     = var.gpu
-  events                  = var.events
-  events_secret           = var.events_secret
-  labels                  = var.labels
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  storage_account_id  = local.storage_account_id
+  # The system topic lives where the account does (a pre-existing account may be in another region).
+  storage_account_location = coalesce(var.storage_account_location, var.location)
+  existing_system_topic    = var.existing_system_topic
+  acr_id                   = var.acr_id
+  name                     = var.name
+  image                    = var.image
+  model_uri                = var.model_uri
+  env                      = var.env
+  secrets                  = var.secrets
+  cpu                      = var.cpu
+  memory_mib               = var.memory_mib
+  min_instances            = var.min_instances
+  max_instances            = var.max_instances
+  concurrency              = var.concurrency
+  request_timeout_seconds  = var.request_timeout_seconds
+  gpu                      = var.gpu
+  events                   = var.events
+  events_secret            = var.events_secret
+  labels                   = var.labels
 
   depends_on = [azurerm_resource_group.this, azurerm_storage_container.models]
 }

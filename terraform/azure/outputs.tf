@@ -1,19 +1,19 @@
 output "url" {
   description = "HTTPS endpoint of the container app."
-  value       = module.service.url
+  value       = one(module.service[*].url)
 }
 
 output "service_identity" {
   description = "Client id of the app's user-assigned identity."
-  value       = module.service.service_identity
+  value       = one(module.service[*].service_identity)
 }
 
 output "bucket" {
   description = "Blob container holding the model and the event inputs/outputs."
-  value       = module.service.bucket
+  value       = one(module.service[*].bucket)
 }
 
 output "storage_account_url" {
   description = "Blob endpoint of the storage account."
-  value       = module.service.storage_account_url
+  value       = one(module.service[*].storage_account_url)
 }

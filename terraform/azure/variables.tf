@@ -1,3 +1,9 @@
+variable "deploy_service" {
+  type        = bool
+  description = "false: create only the storage (first step of a first deployment: apply, publish the model, then apply with true)."
+  default     = true
+}
+
 variable "subscription_id" {
   type        = string
   description = "Azure subscription id."
@@ -27,6 +33,21 @@ variable "storage_account_name" {
 variable "storage_account_resource_group" {
   type        = string
   description = "Resource group of an existing storage account (defaults to resource_group_name)."
+  default     = null
+}
+
+variable "storage_account_location" {
+  type        = string
+  description = "Region of an existing storage account (its Event Grid system topic must be there). null: location."
+  default     = null
+}
+
+variable "existing_system_topic" {
+  type = object({
+    name                = string
+    resource_group_name = string
+  })
+  description = "The storage account's existing Event Grid system topic (an account has at most one), with a system-assigned identity. null: create one."
   default     = null
 }
 

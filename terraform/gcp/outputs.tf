@@ -1,14 +1,14 @@
 output "url" {
   description = "HTTPS endpoint of the service."
-  value       = module.service.url
+  value       = one(module.service[*].url)
 }
 
 output "service_identity" {
   description = "Service account the container runs as."
-  value       = module.service.service_identity
+  value       = one(module.service[*].service_identity)
 }
 
 output "bucket" {
   description = "Bucket holding the model and the event inputs/outputs."
-  value       = module.service.bucket
+  value       = one(module.service[*].bucket)
 }

@@ -1,3 +1,9 @@
+variable "deploy_service" {
+  type        = bool
+  description = "false: create only the storage (first step of a first deployment: apply, publish the model, then apply with true)."
+  default     = true
+}
+
 variable "project_id" {
   type        = string
   description = "Google Cloud project id."
@@ -22,7 +28,13 @@ variable "bucket_location" {
 
 variable "enable_apis" {
   type        = bool
-  description = "Enable the Cloud Run, Eventarc and Pub/Sub APIs in the project."
+  description = "Enable the APIs the stack needs (IAM, Cloud Run, Cloud Storage; Eventarc and Pub/Sub with events; Secret Manager with secrets)."
+  default     = true
+}
+
+variable "create_eventarc_service_agent" {
+  type        = bool
+  description = "With events, create the Eventarc service agent with `gcloud beta services identity create` (needs gcloud where terraform runs; harmless when it exists)."
   default     = true
 }
 

@@ -70,9 +70,9 @@ def test_example_spec_plans_and_validates(deployed, cloud: str) -> None:
 @pytest.mark.parametrize(
     ("cloud", "resource"),
     [
-        ("gcp", "module.service.google_eventarc_trigger.uploads[0]"),
-        ("aws", "module.service.aws_cloudwatch_event_api_destination.events[0]"),
-        ("azure", "module.service.azurerm_eventgrid_system_topic_event_subscription.uploads[0]"),
+        ("gcp", "module.service[0].google_eventarc_trigger.uploads[0]"),
+        ("aws", "module.service[0].aws_cloudwatch_event_api_destination.events[0]"),
+        ("azure", "module.service[0].azurerm_eventgrid_system_topic_event_subscription.uploads[0]"),
     ],
 )
 def test_plan_includes_event_wiring_and_scale_to_zero(deployed, cloud: str, resource: str) -> None:

@@ -39,11 +39,28 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invoker" {
   member   = google_service_account.trigger[0].member
 }
 
+# IAM grants take minutes to propagate, and a trigger created before the service agents' roles are
+# visible fails ("Permission denied while using the Eventarc Service Agent"). No provider in the
+# supported set offers a wait, so a local sleep stands in (skipped when iam_propagation_seconds is 0).
+resource "terraform_data" "iam_propagation" {
+  count = var.events == null ? 0 : 1
+  input = [
+    google_project_iam_member.gcs_pubsub_publisher[0].id,
+    google_project_iam_member.trigger_receiver[0].id,
+    google_cloud_run_v2_service_iam_member.trigger_invoker[0].id,
+  ]
+
+  provisioner "local-exec" {
+    command = "sleep ${var.iam_propagation_seconds}"
+  }
+}
+
 resource "google_eventarc_trigger" "uploads" {
-  count           = var.events == null ? 0 : 1
-  project         = var.project_id
-  name            = "${var.name}-uploads"
-  location        = coalesce(var.events_location, var.region)
+  count   = var.events == null ? 0 : 1
+  project = var.project_id
+  name    = "${var.name}-uploads"
+  # Eventarc wants lower-case locations; buckets report theirs upper-case (US, EUROPE-WEST1).
+  location        = lower(coalesce(var.events_location, var.region))
   service_account = google_service_account.trigger[0].email
   labels          = var.labels
 
@@ -65,9 +82,5 @@ resource "google_eventarc_trigger" "uploads" {
     }
   }
 
-  depends_on = [
-    google_project_iam_member.gcs_pubsub_publisher,
-    google_project_iam_member.trigger_receiver,
-    google_cloud_run_v2_service_iam_member.trigger_invoker,
-  ]
+  depends_on = [terraform_data.iam_propagation]
 }

@@ -6,14 +6,22 @@ locals {
   model_prefix = "${join("/", compact([local.model.prefix, local.model.model]))}/"
 
   # Names the module owns; var.env may not override them.
-  managed_env = ["MODEL_URI", "PORT", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET"]
+  managed_env = ["MODEL_URI", "PORT", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET", "THREADS", "KEEPALIVE_SECONDS"]
+
+  # Google's front ends keep idle connections to backends for up to 600 s (a fixed value for the external
+  # Application Load Balancer); Gunicorn must keep them longer so the platform always closes first.
+  platform_idle_timeout = 600
+  serving_env = {
+    # One worker; at most `concurrency` requests, plus spare threads so probes always find one.
+    THREADS           = tostring(var.concurrency + 4)
+    KEEPALIVE_SECONDS = tostring(local.platform_idle_timeout + 20)
+  }
 
   # Defaults the user may override through var.env. PORT is set by Cloud Run itself.
   default_env = {
     DEVICE           = var.gpu == null ? "cpu" : "cuda"
     LOAD_MODE        = "eager"
     WORKERS          = "1"
-    THREADS          = tostring(var.concurrency)
     TIMEOUT          = tostring(var.request_timeout_seconds)
     GRACEFUL_TIMEOUT = "8" # Cloud Run sends SIGKILL 10 s after SIGTERM
   }
@@ -21,7 +29,7 @@ locals {
     EVENTS_INPUT_URI  = "gs://${local.bucket}/${var.events.input_prefix}"
     EVENTS_OUTPUT_URI = "gs://${local.bucket}/${var.events.output_prefix}"
   }
-  env = merge(local.default_env, var.env, { MODEL_URI = var.model_uri }, local.events_env)
+  env = merge(local.default_env, var.env, local.serving_env, { MODEL_URI = var.model_uri }, local.events_env)
 
   limits = merge(
     { cpu = tostring(var.cpu), memory = "${var.memory_mib}Mi" },
@@ -32,8 +40,10 @@ locals {
   object_grants = merge(
     { model = { role = "roles/storage.objectViewer", prefix = local.model_prefix } },
     var.events == null ? {} : {
-      input  = { role = "roles/storage.objectViewer", prefix = var.events.input_prefix }
-      output = { role = "roles/storage.objectCreator", prefix = var.events.output_prefix }
+      input = { role = "roles/storage.objectViewer", prefix = var.events.input_prefix }
+      # Outputs are created, read back (idempotency markers) and replaced (markers, error reports):
+      # objectUser has get, create and delete (GCS needs delete to overwrite); objectCreator has neither.
+      output = { role = "roles/storage.objectUser", prefix = var.events.output_prefix }
     },
   )
   invokers = toset(concat(var.invoker_members, var.public ? ["allUsers"] : []))
@@ -107,8 +117,10 @@ resource "google_cloud_run_v2_service" "this" {
       }
 
       resources {
-        limits            = local.limits
-        cpu_idle          = var.gpu == null # GPU services need instance-based billing
+        limits = local.limits
+        # GPU services need instance-based billing; with events the hot-swap check runs after the 202,
+        # which gets no CPU when CPU is only allocated during requests.
+        cpu_idle          = var.gpu == null && var.events == null
         startup_cpu_boost = true
       }
 
@@ -133,15 +145,18 @@ resource "google_cloud_run_v2_service" "this" {
         }
       }
 
-      # Ready only once the model is loaded; allow up to 240 s for the first download.
+      # Cloud Run starts an instance at deploy (even with min 0) and fails the revision if the startup
+      # probe never passes: the probe must not need a model, or a first deploy before publishing fails.
+      # /healthz answers as soon as Gunicorn serves; requests that arrive while the model loads wait
+      # LOAD_WAIT_SECONDS, then get 503 with Retry-After (Eventarc retries those).
       startup_probe {
         http_get {
-          path = "/readyz"
+          path = "/healthz"
         }
         initial_delay_seconds = 0
-        period_seconds        = 5
-        timeout_seconds       = 3
-        failure_threshold     = 48
+        period_seconds        = 2
+        timeout_seconds       = 2
+        failure_threshold     = 60
       }
 
       liveness_probe {

@@ -8,6 +8,12 @@ variable "name" {
     condition     = can(regex("^[a-z][a-z0-9-]{0,28}[a-z0-9]$", var.name))
     error_message = "name must be 2-30 characters of lowercase letters, digits and '-', starting with a letter."
   }
+
+  validation {
+    # Service account ids are 6-30 characters: "<name>-run" (and "<name>-events", see events).
+    condition     = length(var.name) <= 26
+    error_message = "name must be at most 26 characters on Cloud Run: the service account id \"<name>-run\" is limited to 30."
+  }
 }
 
 variable "image" {
@@ -77,6 +83,15 @@ variable "memory_mib" {
     condition     = var.memory_mib >= 512 && var.memory_mib <= 32768 && floor(var.memory_mib) == var.memory_mib
     error_message = "memory_mib must be a whole number between 512 and 32768."
   }
+
+  validation {
+    # Cloud Run's CPU/memory pairs: 1 vCPU up to 4 GiB, 2 up to 8, 4: 2-16, 6: 4-24, 8: 4-32 GiB.
+    condition = !contains([1, 2, 4, 6, 8], var.cpu) || (
+      var.memory_mib >= lookup({ 1 = 512, 2 = 512, 4 = 2048, 6 = 4096, 8 = 4096 }, tostring(var.cpu), 512) &&
+      var.memory_mib <= lookup({ 1 = 4096, 2 = 8192, 4 = 16384, 6 = 24576, 8 = 32768 }, tostring(var.cpu), 32768)
+    )
+    error_message = "memory_mib does not fit cpu on Cloud Run: 1 vCPU 512-4096, 2 vCPU 512-8192, 4 vCPU 2048-16384, 6 vCPU 4096-24576, 8 vCPU 4096-32768 MiB."
+  }
 }
 
 variable "min_instances" {
@@ -137,6 +152,12 @@ variable "gpu" {
     condition     = var.gpu == null || (var.cpu >= 4 && var.memory_mib >= 16384)
     error_message = "Cloud Run GPUs (nvidia-l4) need cpu >= 4 and memory_mib >= 16384."
   }
+
+  validation {
+    # Only the gpu image variant has CUDA builds of the runtimes (docs/deploy.md tags it "-gpu").
+    condition     = var.gpu == null || strcontains(lower(var.image), "gpu")
+    error_message = "with a GPU, image must be the gpu variant of the modelfn image (built with VARIANT=gpu, tagged e.g. modelfn:0.1.0-gpu)."
+  }
 }
 
 variable "events" {
@@ -159,6 +180,11 @@ variable "events" {
       !startswith(var.events.output_prefix, var.events.input_prefix) && !startswith(var.events.input_prefix, var.events.output_prefix)
     )
     error_message = "events.input_prefix and events.output_prefix must not overlap, or outputs would trigger new events."
+  }
+
+  validation {
+    condition     = var.events == null || length(var.name) <= 23
+    error_message = "with events, name must be at most 23 characters on Cloud Run: the trigger's service account id \"<name>-events\" is limited to 30."
   }
 }
 
@@ -194,8 +220,24 @@ variable "invoker_members" {
 
 variable "public" {
   type        = bool
-  description = "Allow unauthenticated invocations (allUsers). Private by default."
+  description = "Allow unauthenticated invocations (allUsers). Private by default; refused with events (Eventarc sends no shared secret, so anyone could post events)."
   default     = false
+
+  validation {
+    condition     = !(var.public && var.events != null)
+    error_message = "public = true with events would let anyone POST /events (Eventarc authenticates with IAM, not a shared secret): keep the service private and grant invoker_members instead."
+  }
+}
+
+variable "iam_propagation_seconds" {
+  type        = number
+  description = "Seconds to wait after the Eventarc IAM grants before creating the trigger (IAM propagation); 0 skips the wait."
+  default     = 90
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 600
+    error_message = "iam_propagation_seconds must be between 0 and 600."
+  }
 }
 
 variable "gpu_zonal_redundancy" {

@@ -1,6 +1,6 @@
 # Azure RBAC cannot scope a role below a container, so ABAC conditions restrict the blob data
 # actions to path prefixes: Storage Blob Data Reader on the model prefix (and the input prefix with
-# events), Storage Blob Data Contributor on the output prefix only.
+# events), Storage Blob Data Contributor on the output prefix only (read back, write, overwrite).
 
 locals {
   blob_path = "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path]"
@@ -11,15 +11,19 @@ locals {
   write_actions = ["read", "write", "delete", "add/action", "move/action"]
 }
 
+# ONE assignment per identity, role and scope: Azure answers 409 RoleAssignmentExists for a second one
+# (conditions do not make assignments distinct), so the read condition ORs the prefixes.
 resource "azurerm_role_assignment" "blob_reader" {
-  for_each             = local.read_prefixes
   scope                = local.container_scope
   role_definition_name = "Storage Blob Data Reader"
   principal_id         = azurerm_user_assigned_identity.this.principal_id
   principal_type       = "ServicePrincipal"
-  description          = "modelfn ${var.name}: read ${each.value} only"
+  description          = "modelfn ${var.name}: read ${join(", ", values(local.read_prefixes))} only"
   condition_version    = "2.0"
-  condition            = "((!(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'})) OR (${local.blob_path} StringStartsWith '${each.value}'))"
+  condition = format("((!(ActionMatches{'%s'})) OR (%s))",
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+    join(" OR ", [for p in values(local.read_prefixes) : "${local.blob_path} StringStartsWith '${p}'"]),
+  )
 }
 
 resource "azurerm_role_assignment" "blob_output" {

@@ -15,20 +15,28 @@ locals {
   gpu_profiles = { "nvidia-t4" = "Consumption-GPU-NC8as-T4", "nvidia-a100" = "Consumption-GPU-NC24-A100" }
 
   # Names the module owns; var.env may not override them.
-  managed_env = ["MODEL_URI", "PORT", "AZURE_STORAGE_ACCOUNT_URL", "AZURE_CLIENT_ID", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET"]
+  managed_env = ["MODEL_URI", "PORT", "AZURE_STORAGE_ACCOUNT_URL", "AZURE_CLIENT_ID", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET", "THREADS", "KEEPALIVE_SECONDS"]
+
+  # The Container Apps ingress (Envoy) holds a request for at most 240 s and does not document a
+  # separate idle timeout; Gunicorn keeps idle connections longer than that so the ingress closes first.
+  platform_idle_timeout = 240
+  serving_env = {
+    # One worker; at most `concurrency` requests (the HTTP scale rule), plus spare threads for probes.
+    THREADS           = tostring(var.concurrency + 4)
+    KEEPALIVE_SECONDS = tostring(local.platform_idle_timeout + 20)
+  }
 
   default_env = {
     DEVICE    = var.gpu == null ? "cpu" : "cuda"
     LOAD_MODE = "eager"
     WORKERS   = "1"
-    THREADS   = tostring(var.concurrency)
     TIMEOUT   = tostring(var.request_timeout_seconds)
   }
   events_env = var.events == null ? {} : {
     EVENTS_INPUT_URI  = "az://${local.container}/${var.events.input_prefix}"
     EVENTS_OUTPUT_URI = "az://${local.container}/${var.events.output_prefix}"
   }
-  env = merge(local.default_env, var.env, {
+  env = merge(local.default_env, var.env, local.serving_env, {
     MODEL_URI                 = var.model_uri
     PORT                      = "8080"
     AZURE_STORAGE_ACCOUNT_URL = local.account_url
@@ -162,21 +170,22 @@ resource "azurerm_container_app" "this" {
         }
       }
 
-      # Up to 240 s for the first model download before the replica is restarted.
+      # Startup only needs Gunicorn (/healthz), so a revision deploys before any model is published;
+      # readiness (/readyz) keeps the ingress from routing predictions to a replica still loading.
       startup_probe {
         transport               = "HTTP"
         port                    = 8080
-        path                    = "/readyz"
-        interval_seconds        = 24
-        timeout                 = 5
-        failure_count_threshold = 10
+        path                    = "/healthz"
+        interval_seconds        = 3
+        timeout                 = 3
+        failure_count_threshold = 20
       }
 
       readiness_probe {
         transport               = "HTTP"
         port                    = 8080
         path                    = "/readyz"
-        interval_seconds        = 10
+        interval_seconds        = 5
         timeout                 = 5
         failure_count_threshold = 3
       }
@@ -192,5 +201,5 @@ resource "azurerm_container_app" "this" {
     }
   }
 
-  depends_on = [azurerm_role_assignment.blob_reader, azurerm_role_assignment.acr_pull]
+  depends_on = [azurerm_role_assignment.blob_reader, azurerm_role_assignment.blob_output, azurerm_role_assignment.acr_pull]
 }

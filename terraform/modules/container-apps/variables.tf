@@ -224,3 +224,34 @@ variable "log_retention_days" {
     error_message = "log_retention_days must be between 30 and 730."
   }
 }
+
+variable "existing_system_topic" {
+  type = object({
+    name                = string
+    resource_group_name = string
+  })
+  description = "The storage account's Event Grid system topic when it has one already (an account has at most one); it needs a system-assigned identity. null: the module creates it."
+  default     = null
+}
+
+variable "iam_propagation_seconds" {
+  type        = number
+  description = "Seconds to wait after the dead-letter role assignment before creating the event subscription (RBAC propagation)."
+  default     = 60
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 600
+    error_message = "iam_propagation_seconds must be between 0 and 600."
+  }
+}
+
+variable "endpoint_wait_seconds" {
+  type        = number
+  description = "How long to poll https://<fqdn>/readyz (needs curl) before creating the event subscription, whose validation handshake needs a ready replica; 0 skips the wait."
+  default     = 600
+
+  validation {
+    condition     = var.endpoint_wait_seconds >= 0 && var.endpoint_wait_seconds <= 3600
+    error_message = "endpoint_wait_seconds must be between 0 and 3600."
+  }
+}

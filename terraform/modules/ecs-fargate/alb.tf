@@ -71,11 +71,12 @@ resource "aws_lb" "this" {
   subnets                    = var.alb_subnet_ids
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
-  idle_timeout               = var.request_timeout_seconds
+  idle_timeout               = local.alb_idle_timeout
   tags                       = var.labels
 }
 
 resource "aws_lb_target_group" "this" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the ALB; ALB -> task traffic stays in the VPC, admitted only from the ALB's security group
   name                 = var.name
   port                 = 8080
   protocol             = "HTTP"
@@ -104,9 +105,46 @@ resource "aws_lb_listener" "https" {
   certificate_arn   = var.certificate_arn
   tags              = var.labels
 
+  # Anything that is not this service's host and routes (scanners, bare IPs) gets a 404 from the ALB
+  # itself: it never reaches a task, so it cannot wake the service from zero or keep it from idling.
   default_action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "application/json"
+      message_body = jsonencode({ error = "not found" })
+      status_code  = "404"
+    }
+  }
+}
+
+locals {
+  # The app's public routes (function/app.py); /metrics stays private to the VPC.
+  forwarded_paths = ["/v1/*", "/v2", "/v2/*", "/events", "/healthz", "/readyz", "/openapi.json"]
+  # An ALB rule evaluates at most five condition values: the host plus four paths per rule.
+  path_groups = chunklist(local.forwarded_paths, 4)
+}
+
+resource "aws_lb_listener_rule" "service" {
+  count        = length(local.path_groups)
+  listener_arn = aws_lb_listener.https.arn
+  priority     = 10 + count.index
+  tags         = var.labels
+
+  action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.this.arn
+  }
+
+  condition {
+    host_header {
+      values = [var.domain_name]
+    }
+  }
+
+  condition {
+    path_pattern {
+      values = local.path_groups[count.index]
+    }
   }
 }
 

@@ -8,7 +8,19 @@ locals {
     }]
   })
 
-  # What the function itself may do: read the model prefix only; with events read inputs, write outputs.
+  # S3 answers 403 instead of 404 for a missing key unless the caller may s3:ListBucket the bucket,
+  # and a GetObject request carries no s3:prefix, so a prefix-conditioned ListBucket does not count.
+  # The loader needs real 404s (`@prod` tries the version key first; markers are read before they exist),
+  # so ListBucket is on the bucket as a whole: key names, never contents.
+  list_bucket = {
+    Sid      = "ListBucketFor404s"
+    Effect   = "Allow"
+    Action   = ["s3:ListBucket"]
+    Resource = [local.bucket_arn]
+  }
+
+  # What the function itself may do: read the model prefix; with events read inputs, and read and write
+  # outputs (results, error reports and the idempotency markers it reads back).
   task_statements = concat(
     [
       {
@@ -17,13 +29,7 @@ locals {
         Action   = ["s3:GetObject"]
         Resource = ["${local.bucket_arn}/${local.model_prefix}*"]
       },
-      {
-        Sid       = "ListModel"
-        Effect    = "Allow"
-        Action    = ["s3:ListBucket"]
-        Resource  = [local.bucket_arn]
-        Condition = { StringLike = { "s3:prefix" = ["${local.model_prefix}*"] } }
-      },
+      local.list_bucket,
     ],
     var.events == null ? [] : [
       {
@@ -33,13 +39,24 @@ locals {
         Resource = ["${local.bucket_arn}/${var.events.input_prefix}*"]
       },
       {
-        Sid      = "WriteOutputs"
+        Sid      = "ReadWriteOutputs"
         Effect   = "Allow"
-        Action   = ["s3:PutObject"]
+        Action   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
         Resource = ["${local.bucket_arn}/${var.events.output_prefix}*"]
       },
     ],
   )
+
+  # What `modelfn publish` needs for this model (attach to the publishing user or CI role).
+  publisher_statements = [
+    {
+      Sid      = "PublishModel"
+      Effect   = "Allow"
+      Action   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
+      Resource = ["${local.bucket_arn}/${local.model_prefix}*"]
+    },
+    local.list_bucket,
+  ]
 }
 
 # Execution role: pull the image, write logs, resolve the secrets into env vars.

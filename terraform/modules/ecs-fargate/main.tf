@@ -8,20 +8,28 @@ locals {
   url          = "https://${var.domain_name}"
 
   # Names the module owns; var.env may not override them.
-  managed_env = ["MODEL_URI", "PORT", "AWS_REGION", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET"]
+  managed_env = ["MODEL_URI", "PORT", "AWS_REGION", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET", "THREADS", "KEEPALIVE_SECONDS"]
+
+  # The ALB's idle timeout must cover a whole request (it counts silence, and a prediction sends nothing
+  # until it is done), and Gunicorn's keep-alive must outlast it so the ALB always closes first (no 502s).
+  alb_idle_timeout = var.request_timeout_seconds
+  serving_env = {
+    # One worker; `concurrency` requests at most, plus spare threads so probes always find one.
+    THREADS           = tostring(var.concurrency + 4)
+    KEEPALIVE_SECONDS = tostring(local.alb_idle_timeout + 5)
+  }
 
   default_env = {
     DEVICE    = "cpu"
     LOAD_MODE = "eager"
     WORKERS   = "1"
-    THREADS   = tostring(var.concurrency)
     TIMEOUT   = tostring(var.request_timeout_seconds)
   }
   events_env = var.events == null ? {} : {
     EVENTS_INPUT_URI  = "s3://${local.bucket}/${var.events.input_prefix}"
     EVENTS_OUTPUT_URI = "s3://${local.bucket}/${var.events.output_prefix}"
   }
-  env = merge(local.default_env, var.env, {
+  env = merge(local.default_env, var.env, local.serving_env, {
     MODEL_URI  = var.model_uri
     PORT       = "8080"
     AWS_REGION = var.region # SDK-standard name read by boto3
@@ -30,6 +38,29 @@ locals {
   secret_env = merge(var.secrets, var.events == null ? {} : { EVENTS_SECRET = var.events_secret_arn })
   # Secrets Manager ARNs may carry a ':json-key:version-stage:version-id' suffix after the secret name.
   secret_arns = distinct([for arn in values(local.secret_env) : regex("^(arn:[^:]+:secretsmanager:[^:]+:[^:]+:secret:[^:]+)", arn)[0]])
+
+  # Fargate bind mounts are root-owned 0755 and the image runs as uid 10001 (aws/containers-roadmap#863):
+  # a short-lived root container opens /tmp up (sticky, like a normal /tmp) before the service starts.
+  tmp_init = {
+    name                   = "tmp-permissions"
+    image                  = var.image
+    essential              = false
+    user                   = "0"
+    readonlyRootFilesystem = true
+    entryPoint             = ["/bin/chmod"]
+    command                = ["1777", "/tmp"]
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    logConfiguration       = local.log_configuration
+  }
+
+  log_configuration = {
+    logDriver = "awslogs"
+    options = {
+      awslogs-group         = aws_cloudwatch_log_group.this.name
+      awslogs-region        = var.region
+      awslogs-stream-prefix = "modelfn"
+    }
+  }
 
   container = {
     name                   = "modelfn"
@@ -40,6 +71,7 @@ locals {
     environment            = [for k, v in local.env : { name = k, value = v }]
     secrets                = [for k, v in local.secret_env : { name = k, valueFrom = v }]
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    dependsOn              = [{ containerName = "tmp-permissions", condition = "SUCCESS" }]
     stopTimeout            = 30 # Gunicorn's GRACEFUL_TIMEOUT (25 s) fits inside
     healthCheck = {
       # The image has Python but no curl; liveness only (readiness is the target group's /readyz).
@@ -49,14 +81,7 @@ locals {
       retries     = 3
       startPeriod = 60
     }
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = aws_cloudwatch_log_group.this.name
-        awslogs-region        = var.region
-        awslogs-stream-prefix = "modelfn"
-      }
-    }
+    logConfiguration = local.log_configuration
   }
 }
 
@@ -87,7 +112,7 @@ resource "aws_ecs_task_definition" "this" {
   memory                   = tostring(var.memory_mib)
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.task.arn
-  container_definitions    = jsonencode([local.container])
+  container_definitions    = jsonencode([local.tmp_init, local.container])
   tags                     = var.labels
 
   runtime_platform {
@@ -133,5 +158,5 @@ resource "aws_ecs_service" "this" {
     ignore_changes = [desired_count]
   }
 
-  depends_on = [aws_lb_listener.https]
+  depends_on = [aws_lb_listener.https, aws_lb_listener_rule.service]
 }

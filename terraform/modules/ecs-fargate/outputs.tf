@@ -42,3 +42,13 @@ output "events_dead_letter_queue_url" {
   description = "SQS queue holding events that could not be delivered (null without events)."
   value       = one(aws_sqs_queue.events_dlq[*].id)
 }
+
+output "task_policy_json" {
+  description = "The task role's S3 policy document (what the running function may do)."
+  value       = aws_iam_role_policy.task.policy
+}
+
+output "publisher_policy_json" {
+  description = "IAM policy document for whoever runs `modelfn publish` for this model (attach it to that user or CI role)."
+  value       = jsonencode({ Version = "2012-10-17", Statement = local.publisher_statements })
+}

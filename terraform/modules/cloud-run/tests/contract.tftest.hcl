@@ -23,8 +23,8 @@ run "scales_to_zero_with_probes" {
     error_message = "min instances must default to 0"
   }
   assert {
-    condition     = google_cloud_run_v2_service.this.template[0].containers[0].startup_probe[0].http_get[0].path == "/readyz"
-    error_message = "startup probe must be GET /readyz"
+    condition     = google_cloud_run_v2_service.this.template[0].containers[0].startup_probe[0].http_get[0].path == "/healthz"
+    error_message = "startup probe must be GET /healthz (a first deploy has no model yet)"
   }
   assert {
     condition     = google_cloud_run_v2_service.this.template[0].containers[0].liveness_probe[0].http_get[0].path == "/healthz"
@@ -58,7 +58,7 @@ run "env_names_match_settings" {
   assert {
     condition = toset([for e in google_cloud_run_v2_service.this.template[0].containers[0].env : e.name]) == toset([
       "MODEL_URI", "DEVICE", "LOAD_MODE", "WORKERS", "THREADS", "TIMEOUT", "GRACEFUL_TIMEOUT", "LOG_LEVEL",
-      "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI",
+      "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "KEEPALIVE_SECONDS",
     ])
     error_message = "unexpected env var names (PORT must not be set on Cloud Run)"
   }
@@ -137,8 +137,8 @@ run "eventarc_trigger_on_finalized_objects" {
   }
   assert {
     condition = (google_storage_bucket_iam_member.objects["input"].role == "roles/storage.objectViewer"
-    && google_storage_bucket_iam_member.objects["output"].role == "roles/storage.objectCreator")
-    error_message = "inputs are read-only, outputs write-only"
+    && google_storage_bucket_iam_member.objects["output"].role == "roles/storage.objectUser")
+    error_message = "inputs are read-only; outputs are read back and replaced (markers)"
   }
 }
 
@@ -149,6 +149,7 @@ run "gpu_l4" {
     gpu        = "nvidia-l4"
     cpu        = 4
     memory_mib = 16384
+    image      = "europe-docker.pkg.dev/p/modelfn/modelfn:0.1.0-gpu"
   }
 
   assert {
@@ -198,4 +199,97 @@ run "min_not_above_max" {
   }
 
   expect_failures = [var.max_instances]
+}
+
+run "probes_always_find_a_thread_and_keepalive_outlasts_the_front_end" {
+  command = plan
+
+  variables {
+    concurrency = 16
+  }
+
+  assert {
+    condition     = output.env["THREADS"] == "20" && google_cloud_run_v2_service.this.template[0].max_instance_request_concurrency == 16
+    error_message = "THREADS must be the platform concurrency + 4"
+  }
+  assert {
+    condition     = tonumber(output.env["KEEPALIVE_SECONDS"]) > 600
+    error_message = "Gunicorn keep-alive must exceed Google's 600 s backend keep-alive"
+  }
+  assert {
+    condition     = google_cloud_run_v2_service.this.template[0].containers[0].resources[0].cpu_idle == true
+    error_message = "without events CPU is allocated only during requests"
+  }
+}
+
+run "events_keep_cpu_and_use_a_lower_case_location" {
+  command = plan
+
+  variables {
+    events_location = "EUROPE-WEST4"
+    events = {
+      input_prefix  = "inputs/"
+      output_prefix = "outputs/"
+    }
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_service.this.template[0].containers[0].resources[0].cpu_idle == false
+    error_message = "with events the background hot-swap check needs CPU after the response"
+  }
+  assert {
+    condition     = google_eventarc_trigger.uploads[0].location == "europe-west4"
+    error_message = "the Eventarc trigger location must be lower case"
+  }
+}
+
+run "public_events_are_refused" {
+  command = plan
+
+  variables {
+    public = true
+    events = {
+      input_prefix  = "inputs/"
+      output_prefix = "outputs/"
+    }
+  }
+
+  expect_failures = [var.public]
+}
+
+run "cpu_memory_pairs" {
+  command = plan
+
+  variables {
+    cpu        = 1
+    memory_mib = 8192
+  }
+
+  expect_failures = [var.memory_mib]
+}
+
+run "service_account_id_length_with_events" {
+  command = plan
+
+  variables {
+    name = "a-very-long-service-name"
+    events = {
+      input_prefix  = "inputs/"
+      output_prefix = "outputs/"
+    }
+  }
+
+  expect_failures = [var.events]
+}
+
+run "gpu_needs_the_gpu_image" {
+  command = plan
+
+  variables {
+    gpu        = "nvidia-l4"
+    cpu        = 4
+    memory_mib = 16384
+  }
+
+  expect_failures = [var.gpu]
 }

@@ -29,10 +29,10 @@ run "scales_to_zero_with_probes" {
     error_message = "HTTP scale rule on concurrent requests"
   }
   assert {
-    condition = (azurerm_container_app.this.template[0].container[0].startup_probe[0].path == "/readyz"
+    condition = (azurerm_container_app.this.template[0].container[0].startup_probe[0].path == "/healthz"
       && azurerm_container_app.this.template[0].container[0].readiness_probe[0].path == "/readyz"
     && azurerm_container_app.this.template[0].container[0].liveness_probe[0].path == "/healthz")
-    error_message = "startup/readiness on /readyz, liveness on /healthz"
+    error_message = "startup and liveness on /healthz (no model needed), readiness on /readyz"
   }
   assert {
     condition     = azurerm_container_app.this.ingress[0].external_enabled && azurerm_container_app.this.ingress[0].target_port == 8080 && !azurerm_container_app.this.ingress[0].allow_insecure_connections
@@ -63,7 +63,7 @@ run "env_names_match_settings" {
   assert {
     condition = toset([for e in azurerm_container_app.this.template[0].container[0].env : e.name]) == toset([
       "MODEL_URI", "PORT", "AZURE_STORAGE_ACCOUNT_URL", "AZURE_CLIENT_ID", "DEVICE", "LOAD_MODE", "WORKERS", "THREADS",
-      "TIMEOUT", "LOG_LEVEL", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET",
+      "TIMEOUT", "LOG_LEVEL", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET", "KEEPALIVE_SECONDS",
     ])
     error_message = "unexpected env var names"
   }
@@ -77,19 +77,19 @@ run "iam_is_read_only_on_model_prefix" {
   command = plan
 
   assert {
-    condition     = keys(azurerm_role_assignment.blob_reader) == ["model"] && length(azurerm_role_assignment.blob_output) == 0
+    condition     = length(azurerm_role_assignment.blob_output) == 0
     error_message = "without events the identity gets one read-only assignment"
   }
   assert {
-    condition     = azurerm_role_assignment.blob_reader["model"].role_definition_name == "Storage Blob Data Reader"
+    condition     = azurerm_role_assignment.blob_reader.role_definition_name == "Storage Blob Data Reader"
     error_message = "model access is Storage Blob Data Reader"
   }
   assert {
-    condition     = azurerm_role_assignment.blob_reader["model"].scope == "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/mlmodels/blobServices/default/containers/models"
+    condition     = azurerm_role_assignment.blob_reader.scope == "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/mlmodels/blobServices/default/containers/models"
     error_message = "the reader role is scoped to the model container"
   }
   assert {
-    condition     = strcontains(azurerm_role_assignment.blob_reader["model"].condition, "StringStartsWith 'team/iris/'")
+    condition     = strcontains(azurerm_role_assignment.blob_reader.condition, "StringStartsWith 'team/iris/'")
     error_message = "reads are limited to the model prefix by an ABAC condition"
   }
 }
@@ -129,6 +129,61 @@ run "event_grid_to_events_endpoint" {
   assert {
     condition     = azurerm_role_assignment.blob_output[0].role_definition_name == "Storage Blob Data Contributor" && strcontains(azurerm_role_assignment.blob_output[0].condition, "StringStartsWith 'outputs/'")
     error_message = "writes are limited to the output prefix"
+  }
+  assert {
+    condition = (strcontains(azurerm_role_assignment.blob_reader.condition, "StringStartsWith 'team/iris/'")
+    && strcontains(azurerm_role_assignment.blob_reader.condition, "StringStartsWith 'inputs/'"))
+    error_message = "one reader assignment whose condition ORs the model and input prefixes"
+  }
+  assert {
+    condition     = azurerm_eventgrid_system_topic_event_subscription.uploads[0].dead_letter_identity[0].type == "SystemAssigned" && azurerm_eventgrid_system_topic.storage[0].identity[0].type == "SystemAssigned"
+    error_message = "dead-lettering authenticates with the topic's identity (shared keys are off)"
+  }
+  assert {
+    condition     = length(terraform_data.endpoint_ready) == 1
+    error_message = "the subscription waits for role propagation and a ready endpoint"
+  }
+}
+
+run "existing_system_topic_is_reused" {
+  command = plan
+
+  override_data {
+    target = data.azurerm_eventgrid_system_topic.existing[0]
+    values = {
+      identity = [{ type = "SystemAssigned", principal_id = "00000000-0000-0000-0000-000000000001", tenant_id = "t", identity_ids = [] }]
+    }
+  }
+
+  variables {
+    events_secret         = "0123456789abcdef0123"
+    existing_system_topic = { name = "account-topic", resource_group_name = "storage-rg" }
+    events = {
+      input_prefix  = "inputs/"
+      output_prefix = "outputs/"
+    }
+  }
+
+  assert {
+    condition     = length(azurerm_eventgrid_system_topic.storage) == 0
+    error_message = "no second system topic for the account"
+  }
+  assert {
+    condition     = azurerm_eventgrid_system_topic_event_subscription.uploads[0].system_topic == "account-topic" && azurerm_eventgrid_system_topic_event_subscription.uploads[0].resource_group_name == "storage-rg"
+    error_message = "the subscription goes on the existing topic"
+  }
+}
+
+run "probes_always_find_a_thread_and_keepalive_outlasts_the_ingress" {
+  command = plan
+
+  assert {
+    condition     = output.env["THREADS"] == "12" && azurerm_container_app.this.template[0].http_scale_rule[0].concurrent_requests == "8"
+    error_message = "THREADS must be the per-replica concurrency + 4"
+  }
+  assert {
+    condition     = tonumber(output.env["KEEPALIVE_SECONDS"]) > 240
+    error_message = "Gunicorn keep-alive must exceed the ingress's 240 s"
   }
 }
 

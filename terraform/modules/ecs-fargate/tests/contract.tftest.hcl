@@ -33,8 +33,18 @@ run "scales_to_zero" {
     error_message = "min capacity and the initial desired count must default to 0"
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.from_zero.metric_name == "HTTPCode_ELB_503_Count" && aws_cloudwatch_metric_alarm.from_zero.namespace == "AWS/ApplicationELB"
+    condition = anytrue([for q in aws_cloudwatch_metric_alarm.from_zero.metric_query :
+    try(q.metric[0].metric_name == "HTTPCode_ELB_503_Count" && q.metric[0].namespace == "AWS/ApplicationELB", false)])
     error_message = "scale from zero must watch the ALB's own 503s"
+  }
+  assert {
+    condition = (strcontains(one([for q in aws_cloudwatch_metric_alarm.from_zero.metric_query : q.expression if q.return_data == true]), "FILL(running, 0) == 0")
+    && strcontains(one([for q in aws_cloudwatch_metric_alarm.to_zero[0].metric_query : q.expression if q.return_data == true]), "FILL(running, 0) > 0"))
+    error_message = "from-zero fires only with no running task and to-zero only with one, so they cannot fight"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.to_zero[0].treat_missing_data == "notBreaching" && aws_cloudwatch_metric_alarm.from_zero.treat_missing_data == "notBreaching"
+    error_message = "missing data (a service at zero) must not keep the to-zero alarm firing"
   }
   assert {
     condition     = aws_appautoscaling_policy.from_zero.step_scaling_policy_configuration[0].adjustment_type == "ExactCapacity" && one(aws_appautoscaling_policy.from_zero.step_scaling_policy_configuration[0].step_adjustment).scaling_adjustment == 1
@@ -58,11 +68,11 @@ run "probes_and_container" {
     error_message = "target group health check must be GET /readyz on 8080"
   }
   assert {
-    condition     = strcontains(jsondecode(aws_ecs_task_definition.this.container_definitions)[0].healthCheck.command[3], "/healthz")
+    condition     = strcontains(jsondecode(aws_ecs_task_definition.this.container_definitions)[1].healthCheck.command[3], "/healthz")
     error_message = "the container health check must probe /healthz"
   }
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[0].logConfiguration.logDriver == "awslogs" && aws_cloudwatch_log_group.this.retention_in_days == 30
+    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[1].logConfiguration.logDriver == "awslogs" && aws_cloudwatch_log_group.this.retention_in_days == 30
     error_message = "logs go to a log group with retention"
   }
   assert {
@@ -72,6 +82,25 @@ run "probes_and_container" {
   assert {
     condition     = aws_vpc_security_group_ingress_rule.tasks_from_alb.referenced_security_group_id == aws_security_group.alb.id && aws_vpc_security_group_ingress_rule.tasks_from_alb.security_group_id == aws_security_group.tasks.id && aws_vpc_security_group_ingress_rule.tasks_from_alb.cidr_ipv4 == null
     error_message = "tasks admit only the load balancer's security group"
+  }
+  assert {
+    condition     = aws_lb_listener.https.default_action[0].type == "fixed-response" && aws_lb_listener.https.default_action[0].fixed_response[0].status_code == "404"
+    error_message = "the HTTPS listener's default action is a fixed 404"
+  }
+  assert {
+    condition = alltrue([for r in aws_lb_listener_rule.service :
+    anytrue([for c in r.condition : try(c.host_header[0].values == toset(["iris.example.com"]), false)])])
+    error_message = "only the service's host is forwarded"
+  }
+  assert {
+    condition = (jsondecode(aws_ecs_task_definition.this.container_definitions)[0].user == "0"
+      && jsondecode(aws_ecs_task_definition.this.container_definitions)[0].command == ["1777", "/tmp"]
+    && jsondecode(aws_ecs_task_definition.this.container_definitions)[1].dependsOn[0].condition == "SUCCESS")
+    error_message = "an init container makes the Fargate /tmp volume writable for uid 10001 before the service starts"
+  }
+  assert {
+    condition     = tonumber(output.env["KEEPALIVE_SECONDS"]) > aws_lb.this.idle_timeout && output.env["THREADS"] == "12"
+    error_message = "Gunicorn keep-alive must exceed the ALB idle timeout; THREADS = concurrency + 4"
   }
 }
 
@@ -88,14 +117,14 @@ run "env_names_match_settings" {
   }
 
   assert {
-    condition = toset([for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name]) == toset([
+    condition = toset([for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e.name]) == toset([
       "MODEL_URI", "PORT", "AWS_REGION", "DEVICE", "LOAD_MODE", "WORKERS", "THREADS", "TIMEOUT", "LOG_LEVEL",
-      "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI",
+      "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "KEEPALIVE_SECONDS",
     ])
     error_message = "unexpected env var names"
   }
   assert {
-    condition     = [for s in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets : s.name] == ["EVENTS_SECRET"]
+    condition     = [for s in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].secrets : s.name] == ["EVENTS_SECRET"]
     error_message = "the events secret reaches the task as EVENTS_SECRET from Secrets Manager"
   }
   assert {
@@ -116,8 +145,8 @@ run "iam_is_read_only_on_model_prefix" {
     error_message = "reads are limited to the model prefix"
   }
   assert {
-    condition     = jsondecode(aws_iam_role_policy.task.policy).Statement[1].Condition.StringLike["s3:prefix"] == ["team/iris/*"]
-    error_message = "listing is limited to the model prefix"
+    condition     = jsondecode(aws_iam_role_policy.task.policy).Statement[1].Resource == ["arn:aws:s3:::models-bucket"] && !can(jsondecode(aws_iam_role_policy.task.policy).Statement[1].Condition)
+    error_message = "ListBucket on the bucket without an s3:prefix condition (GetObject needs it for 404s)"
   }
 }
 
@@ -153,8 +182,8 @@ run "eventbridge_to_events_endpoint" {
     error_message = "bucket notifications on, retries and a dead-letter queue"
   }
   assert {
-    condition     = jsondecode(aws_iam_role_policy.task.policy).Statement[3].Action == ["s3:PutObject"] && jsondecode(aws_iam_role_policy.task.policy).Statement[3].Resource == ["arn:aws:s3:::models-bucket/outputs/*"]
-    error_message = "with events the task may write the output prefix only"
+    condition     = jsondecode(aws_iam_role_policy.task.policy).Statement[3].Action == ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"] && jsondecode(aws_iam_role_policy.task.policy).Statement[3].Resource == ["arn:aws:s3:::models-bucket/outputs/*"]
+    error_message = "outputs are written and read back (idempotency markers) under the output prefix only"
   }
 }
 
