@@ -31,6 +31,8 @@ MANAGED_ENV = frozenset(
         "AZURE_CLIENT_ID",
         "THREADS",
         "KEEPALIVE_SECONDS",
+        "EVENTS_AUTH",
+        "GOOGLE_CLOUD_PROJECT",
     }
 )
 # Cloud Run's CPU -> (min, max) memory in MiB (docs: "Configure memory limits").

@@ -170,10 +170,13 @@ class S3Backend:
         self.bucket = account.bucket
         self._admin = account.admin
         self._s3 = account.admin.client("s3")
+        self._etags: dict[str, str] = {}  # sequencer -> the ETag that write produced, as the event carries both
 
     def put(self, key: str, data: bytes) -> str:
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
-        return self.version(key)
+        etag = self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)["ETag"].strip('"')
+        sequencer = self.version(key)
+        self._etags[sequencer] = etag
+        return sequencer
 
     def read(self, key: str) -> bytes:
         return bytes(self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
@@ -182,7 +185,7 @@ class S3Backend:
         return uuid.uuid4().hex[:16].upper()  # the per-write sequencer of an unversioned bucket
 
     def event(self, key: str, version: str) -> tuple[dict[str, str], bytes]:
-        return payloads.s3(self.bucket, key, version)
+        return payloads.s3(self.bucket, key, version, etag=self._etags.get(version))
 
     def publish(self, version: str, model_file: Path) -> None:
         with paused(), pytest.MonkeyPatch.context() as patch:  # nothing else runs while the admin publishes

@@ -6,7 +6,7 @@ locals {
   model_prefix = "${join("/", compact([local.model.prefix, local.model.model]))}/"
 
   # Names the module owns; var.env may not override them.
-  managed_env = ["MODEL_URI", "PORT", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET", "THREADS", "KEEPALIVE_SECONDS"]
+  managed_env = ["MODEL_URI", "PORT", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET", "EVENTS_AUTH", "THREADS", "KEEPALIVE_SECONDS", "GOOGLE_CLOUD_PROJECT"]
 
   # Google's front ends keep idle connections to backends for up to 600 s (a fixed value for the external
   # Application Load Balancer); Gunicorn must keep them longer so the platform always closes first.
@@ -15,6 +15,8 @@ locals {
     # One worker; at most `concurrency` requests, plus spare threads so probes always find one.
     THREADS           = tostring(var.concurrency + 4)
     KEEPALIVE_SECONDS = tostring(local.platform_idle_timeout + 20)
+    # Request logs then carry logging.googleapis.com/trace, which Cloud Logging correlates.
+    GOOGLE_CLOUD_PROJECT = var.project_id
   }
 
   # Defaults the user may override through var.env. PORT is set by Cloud Run itself.
@@ -28,6 +30,9 @@ locals {
   events_env = var.events == null ? {} : {
     EVENTS_INPUT_URI  = "gs://${local.bucket}/${var.events.input_prefix}"
     EVENTS_OUTPUT_URI = "gs://${local.bucket}/${var.events.output_prefix}"
+    # Eventarc carries no shared secret: the service is private (public is refused with events) and
+    # Cloud Run's IAM lets only the trigger's service account invoke it.
+    EVENTS_AUTH = "platform"
   }
   env = merge(local.default_env, var.env, local.serving_env, { MODEL_URI = var.model_uri }, local.events_env)
 

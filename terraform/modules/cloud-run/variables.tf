@@ -48,7 +48,7 @@ variable "env" {
 
   validation {
     condition     = length(setintersection(keys(var.env), local.managed_env)) == 0
-    error_message = "env must not set MODEL_URI, PORT, EVENTS_INPUT_URI, EVENTS_OUTPUT_URI or EVENTS_SECRET: the module sets them from its inputs."
+    error_message = "env must not set MODEL_URI, PORT, EVENTS_INPUT_URI, EVENTS_OUTPUT_URI, EVENTS_SECRET, EVENTS_AUTH, THREADS, KEEPALIVE_SECONDS or GOOGLE_CLOUD_PROJECT: the module sets them from its inputs."
   }
 }
 

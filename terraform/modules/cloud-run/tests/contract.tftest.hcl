@@ -58,13 +58,17 @@ run "env_names_match_settings" {
   assert {
     condition = toset([for e in google_cloud_run_v2_service.this.template[0].containers[0].env : e.name]) == toset([
       "MODEL_URI", "DEVICE", "LOAD_MODE", "WORKERS", "THREADS", "TIMEOUT", "GRACEFUL_TIMEOUT", "LOG_LEVEL",
-      "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "KEEPALIVE_SECONDS",
+      "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_AUTH", "KEEPALIVE_SECONDS", "GOOGLE_CLOUD_PROJECT",
     ])
     error_message = "unexpected env var names (PORT must not be set on Cloud Run)"
   }
   assert {
     condition     = output.env["EVENTS_INPUT_URI"] == "gs://models-bucket/inputs/" && output.env["MODEL_URI"] == "gs://models-bucket/team/iris@prod"
     error_message = "event and model URIs must point at the bucket"
+  }
+  assert {
+    condition     = output.env["EVENTS_AUTH"] == "platform"
+    error_message = "Eventarc sends no shared secret: the app must be told that Cloud Run's IAM authenticates /events"
   }
 }
 
