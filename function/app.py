@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from function import errors, events, health, metrics, openapi, request_log, v1, v2
+from function import errors, events, health, metrics, monitoring, openapi, request_log, v1, v2
 from function.context import Context
 from function.holder import ModelHolder
 from function.serving import loader_for
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     request_log.init_app(app, m)
     metrics.init_app(app, m, str(settings.prometheus_multiproc_dir) if settings.prometheus_multiproc_dir else None)
+    monitoring.init_app(app, m, settings)
     health.init_app(app)
     v1.init_app(app)
     v2.init_app(app)

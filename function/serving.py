@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from function import monitoring
 from function.binary import decode_inputs, encode_output, wants_binary
 from function.errors import RequestError
 from function.holder import LoadedModel, Phase
@@ -84,7 +85,9 @@ def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> 
     """Validate against the signature and time ``predict()``."""
     ordered = check_inputs(model.artifact.manifest.inputs, arrays)
     with metrics.inference_seconds.labels(model.name, model.version).time():
-        return model.runtime.predict(ordered)
+        outputs = model.runtime.predict(ordered)
+    monitoring.observe(model, ordered, outputs, metrics)
+    return outputs
 
 
 def infer_v2(
