@@ -83,31 +83,35 @@ class BinWindow:
             self.edges[i, : len(b.edges)] = b.edges
             self.expected[i, : len(b.expected)] = b.expected
         self.nbins = width + 1
+        self.offsets = np.arange(len(bins)) * self.nbins
         self.rows = np.zeros((size, len(bins)), dtype=np.int64)
         self.counts = np.zeros((len(bins), self.nbins), dtype=np.int64)
         self.filled = 0
         self.pos = 0
 
     def add(self, x: np.ndarray) -> None:
-        """Bin ``(n, F)`` values and slide them into the window."""
-        idx = (self.edges[None, :, :] <= x[:, :, None]).sum(axis=2)
-        idx = idx[-len(self.rows) :]
-        slots = (self.pos + np.arange(len(idx))) % len(self.rows)
-        overflow = self.filled + len(idx) - len(self.rows)
-        if overflow > 0:  # the last ``overflow`` slots written hold the oldest rows (all of them once full)
-            self.counts -= self._tally(self.rows[slots[len(idx) - overflow :]])
-        self.rows[slots] = idx
-        self.counts += self._tally(idx)
-        self.filled = min(len(self.rows), self.filled + len(idx))
-        self.pos = int((self.pos + len(idx)) % len(self.rows))
-
-    def _tally(self, idx: np.ndarray) -> np.ndarray:
-        flat = idx + np.arange(idx.shape[1]) * self.nbins
-        return np.bincount(flat.ravel(), minlength=self.counts.size).reshape(self.counts.shape)
+        """Bin ``(n, F)`` values and slide them into the window (rows hold flat ``feature * nbins + bin``)."""
+        size = len(self.rows)
+        new = (self.edges[None, :, :] <= x[-size:, :, None]).sum(axis=2) + self.offsets
+        n = len(new)
+        flat = self.counts.reshape(-1)
+        if self.pos + n <= size:  # the common case: one contiguous slice, no modulo arithmetic
+            if self.filled == size:
+                np.subtract.at(flat, self.rows[self.pos : self.pos + n].ravel(), 1)
+            self.rows[self.pos : self.pos + n] = new
+        else:
+            slots = (self.pos + np.arange(n)) % size
+            overflow = self.filled + n - size  # the last ``overflow`` slots written hold the oldest rows
+            np.subtract.at(flat, self.rows[slots[n - overflow :]].ravel(), 1)
+            self.rows[slots] = new
+        np.add.at(flat, new.ravel(), 1)
+        self.filled = min(size, self.filled + n)
+        self.pos = (self.pos + n) % size
 
     def psi(self) -> list[float]:
         """PSI per feature of the window's rows."""
-        return [psi(self.expected[i], self.counts[i]) for i in range(len(self.counts))]
+        values: list[float] = psi(self.expected, self.counts).tolist()
+        return values
 
 
 class VersionMonitor:
@@ -124,44 +128,55 @@ class VersionMonitor:
         self.features = BinWindow(ref.features, window) if ref else None
         self.scores = BinWindow([ref.scores], window) if ref and ref.scores else None
         self.lock = threading.Lock()
+        self.pending = 0
+        # Children resolved once: labels() takes a lock and a dict lookup per call.
+        self.sampled = metrics.sampled_rows.labels(*self.key)
+        self.confidence = metrics.confidence.labels(*self.key)
+        labels = post.labels or []
+        self.label_counts = [metrics.predicted_labels.labels(*self.key, name) for name in labels]
+        self.feature_psi = [metrics.input_psi.labels(*self.key, b.name) for b in ref.features] if ref else []
+        self.psi_max = metrics.input_psi_max.labels(*self.key)
+        self.output_psi = metrics.output_psi.labels(*self.key)
+        self.window_rows = metrics.window_rows.labels(*self.key)
 
     def update(self, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
         """Feed one sampled batch (at most max_rows rows of it)."""
-        manifest, m = self.manifest, self.metrics
+        manifest = self.manifest
         y = outputs[manifest.outputs[0].name][: self.max_rows]
         rows = len(y)
         if rows == 0:
             return
-        m.sampled_rows.labels(*self.key).inc(rows)
+        self.sampled.inc(rows)
         scores = top_scores(y, manifest.postprocess) if self.classifier or self.scores else None
         if self.classifier and scores is not None:
-            histogram = m.confidence.labels(*self.key)
             for score in scores.tolist():
-                histogram.observe(score)
-        if manifest.postprocess.labels is not None:
-            best = np.bincount(y.reshape(rows, -1).argmax(axis=1), minlength=len(manifest.postprocess.labels))
+                self.confidence.observe(score)
+        if self.label_counts:
+            best = np.bincount(y.reshape(rows, -1).argmax(axis=1), minlength=len(self.label_counts))
             for i in np.flatnonzero(best).tolist():
-                m.predicted_labels.labels(*self.key, manifest.postprocess.labels[i]).inc(int(best[i]))
+                self.label_counts[i].inc(int(best[i]))
         if self.features is not None:
             x = np.asarray(inputs[manifest.inputs[0].name][:rows], dtype=np.float64).reshape(rows, -1)
             with self.lock:
                 self.features.add(x)
                 if scores is not None and self.scores is not None:
                     self.scores.add(scores.reshape(-1, 1))
-                self._export()
+                self.pending += rows
+                # PSI moves little per row: recompute after 2% of the window is new, not after every sample.
+                if self.pending >= max(1, len(self.features.rows) // 50):
+                    self.pending = 0
+                    self._export(self.features)
 
-    def _export(self) -> None:
-        assert self.features is not None and self.manifest.reference is not None
-        m = self.metrics
-        m.window_rows.labels(*self.key).set(self.features.filled)
-        if self.features.filled < min(MIN_ROWS, len(self.features.rows)):
+    def _export(self, features: BinWindow) -> None:
+        self.window_rows.set(features.filled)
+        if features.filled < min(MIN_ROWS, len(features.rows)):
             return
-        values = self.features.psi()
-        for bins, value in zip(self.manifest.reference.features, values, strict=True):
-            m.input_psi.labels(*self.key, bins.name).set(value)
-        m.input_psi_max.labels(*self.key).set(max(values))
+        values = features.psi()
+        for gauge, value in zip(self.feature_psi, values, strict=True):
+            gauge.set(value)
+        self.psi_max.set(max(values))
         if self.scores is not None:
-            m.output_psi.labels(*self.key).set(self.scores.psi()[0])
+            self.output_psi.set(self.scores.psi()[0])
 
 
 class Monitor:

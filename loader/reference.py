@@ -72,11 +72,9 @@ def top_scores(first_output: np.ndarray, post: PostProcessing) -> np.ndarray:
     return np.asarray(y.max(axis=1))
 
 
-def psi(expected: np.ndarray, counts: np.ndarray) -> float:
-    """Population stability index of observed bin counts against expected shares."""
-    total = counts.sum()
-    if total == 0:
-        return 0.0
-    actual = np.clip(counts / total, EPSILON, None)
-    wanted = np.clip(expected, EPSILON, None)
-    return float(np.sum((actual - wanted) * np.log(actual / wanted)))
+def psi(expected: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Population stability index per row of observed bin counts ``(F, B)`` against expected shares ``(F, B)``."""
+    totals = counts.sum(axis=-1, keepdims=True)
+    actual = np.maximum(counts / np.maximum(totals, 1), EPSILON)
+    wanted = np.maximum(expected, EPSILON)
+    return np.asarray(np.sum((actual - wanted) * np.log(actual / wanted), axis=-1))
