@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,4 +31,13 @@ def labels_file(tmp_path: Path) -> Path:
     """a, b, c: the linear model's classes."""
     path = tmp_path / "labels.txt"
     path.write_text("a\nb\nc\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus' promtool (Debian package ``prometheus``); the rule tests skip, saying why, without it."""
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool is not installed (Debian: apt-get install -y prometheus)")
     return path
