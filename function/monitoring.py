@@ -148,6 +148,8 @@ class VersionMonitor:
             return
         self.sampled.inc(rows)
         scores = top_scores(y, manifest.postprocess) if self.classifier or self.scores else None
+        if scores is not None:
+            scores = scores[np.isfinite(scores)]  # one NaN would poison the histogram's sum for good
         if self.classifier and scores is not None:
             for score in scores.tolist():
                 self.confidence.observe(score)

@@ -216,3 +216,24 @@ def test_health_metrics_aggregate_across_gunicorn_workers(tmp_path: Path, refere
     finally:
         server.proc.terminate()
         server.proc.wait(30)
+
+
+def test_non_finite_scores_are_not_observed(published: str, store_dir: Path):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from function.holder import LoadedModel
+    from function.monitoring import Monitor, create_health_metrics
+    from loader.artifacts import LocalArtifact
+    from loader.cache import FetchStats
+
+    manifest = Manifest.from_json((store_dir / "lin/1.0.0/manifest.json").read_bytes())  # labels + softmax
+    registry = CollectorRegistry()
+    monitor = Monitor(create_health_metrics(registry), every=1, window=100, max_rows=32)
+    model = LoadedModel(LocalArtifact(manifest, store_dir, FetchStats()), runtime=None)  # type: ignore[arg-type]
+    logits = np.array([[np.nan, 0.0, 1.0], [0.0, 5.0, 1.0]], dtype=np.float32)
+    monitor.observe(model, {"features": np.zeros((2, 4), np.float32)}, {"logits": logits}, "primary")
+    text = generate_latest(registry).decode()
+    families = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if "role" in s.labels}
+    assert families["modelfn_prediction_confidence_count"] == 1
+    assert np.isfinite(families["modelfn_prediction_confidence_sum"])
+    assert families["modelfn_monitor_sampled_rows_total"] == 2
