@@ -10,7 +10,7 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import ClientDisconnected
 
-from function import errors, events, health, metrics, openapi, request_log, v1, v2, worker
+from function import errors, events, health, metrics, monitoring, openapi, request_log, v1, v2, worker
 from function.context import Context
 from function.holder import ModelHolder
 from function.serving import loader_for
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_error_handler(stalled, worker.body_timeout)
     request_log.init_app(app, m)
     metrics.init_app(app, m, str(settings.prometheus_multiproc_dir) if settings.prometheus_multiproc_dir else None)
+    monitoring.init_app(app, m, settings)
     health.init_app(app)
     v1.init_app(app)
     v2.init_app(app)

@@ -132,6 +132,17 @@ def _floats(value: str | None) -> list[float] | None:
 @click.option("--mean", help="Pre-processing: comma-separated means to subtract.")
 @click.option("--std", help="Pre-processing: comma-separated standard deviations to divide by.")
 @click.option("--meta", multiple=True, callback=_meta, help="Provenance KEY=VALUE (git sha, dataset...).")
+@click.option(
+    "--eval", "eval_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Evaluation .npz."
+)
+@click.option("--gate", "gates", multiple=True, help="METRIC OP NUMBER the evaluation must meet (repeatable).")
+@click.option("--eval-batch", default=1, show_default=True, type=click.IntRange(min=1), help="Rows per timed call.")
+@click.option(
+    "--reference",
+    "reference_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Drift reference sample (.npy, .jsonl or .parquet).",
+)
 def publish(
     model_file: Path,
     name: str,
@@ -151,9 +162,15 @@ def publish(
     mean: str | None,
     std: str | None,
     meta: dict[str, str],
+    eval_path: Path | None,
+    gates: tuple[str, ...],
+    eval_batch: int,
+    reference_path: Path | None,
 ) -> None:
     """Publish MODEL_FILE as NAME@VERSION (digests, signature, manifest) to a store."""
+    from function import gating
     from function.publishing import build_manifest, upload
+    from function.settings import load_settings
 
     labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()] if labels_file else None
     try:
@@ -173,6 +190,14 @@ def publish(
     except le.ManifestInvalid as exc:  # built from the arguments, so it is a usage error, not a bad store
         fail(str(exc), EXIT_USAGE)
     all_aliases = list(dict.fromkeys([*aliases, *([] if no_latest else ["latest"])]))
+    settings = load_settings()
+    try:
+        manifest = gating.evaluate_and_gate(
+            manifest, sources, eval_path, gates, reference_path, eval_batch, settings.device.value
+        )
+        gating.check_publish_aliases(manifest, all_aliases, settings.protected_aliases)
+    except gating.GateFailed as exc:
+        fail(str(exc), gating.EXIT_GATE_FAILED)
     upload(store_uri, manifest, sources, all_aliases, _store_options())
     click.echo(
         f"published {name}@{version_} to {store_uri}" + (f" (aliases: {', '.join(all_aliases)})" if all_aliases else "")
@@ -183,8 +208,11 @@ def publish(
 @click.argument("ref")
 @click.option("--alias", required=True, help="Alias to move, e.g. prod.")
 @click.option("--store", "store_uri", required=True, help="Store URI, e.g. gs://bucket/models.")
-def promote(ref: str, alias: str, store_uri: str) -> None:
+@click.option("--protected", "is_protected", is_flag=True, help="Require passed publish gates (as PROTECTED_ALIASES).")
+def promote(ref: str, alias: str, store_uri: str, is_protected: bool) -> None:
     """Point ALIAS at NAME@VERSION."""
+    from function import gating
+    from function.settings import load_settings
     from loader.publish import set_alias
     from loader.stores import open_store
     from loader.uri import validate_name, validate_ref
@@ -192,7 +220,14 @@ def promote(ref: str, alias: str, store_uri: str) -> None:
     name, sep, version = ref.partition("@")
     if not sep:
         fail("expected NAME@VERSION", EXIT_USAGE)
-    set_alias(open_store(store_uri, _store_options()), validate_name(name), alias, validate_ref(version))
+    store = open_store(store_uri, _store_options())
+    try:
+        gating.check_promote(
+            store, validate_name(name), validate_ref(version), alias, load_settings().protected_aliases, is_protected
+        )
+    except gating.GateFailed as exc:
+        fail(str(exc), gating.EXIT_GATE_FAILED)
+    set_alias(store, name, alias, version)
     click.echo(f"{name}@{alias} -> {version}")
 
 

@@ -12,6 +12,7 @@ EXIT_CONFLICT = 4  # the version (or a ref of that name) already exists
 EXIT_INTEGRITY = 5  # stored bytes or manifests that fail verification
 EXIT_UNAVAILABLE = 6  # the store or service is unreachable or overloaded: worth retrying
 EXIT_CONFIG = 7  # missing SDK, credentials or setting; access denied
+EXIT_REFUSED = 8  # a validation gate failed, or a protected alias refused the version
 
 # Most specific first.
 EXIT_BY_ERROR: list[tuple[type[Exception], int]] = [

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from function import monitoring
 from function.batching import Batcher, batchable
 from function.binary import decode_inputs, encode_output, wants_binary
 from function.cpus import runtime_threads
@@ -120,9 +121,12 @@ def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> 
     """Validate against the signature (before queueing: a bad request never joins a batch), then predict."""
     ordered = check_inputs(model.artifact.manifest.inputs, arrays)
     if model.engine is not None:
-        return model.engine.submit(ordered)
-    with metrics.inference_seconds.labels(model.name, model.version).time():
-        return model.runtime.predict(ordered)
+        outputs = model.engine.submit(ordered)
+    else:
+        with metrics.inference_seconds.labels(model.name, model.version).time():
+            outputs = model.runtime.predict(ordered)
+    monitoring.observe(model, ordered, outputs, metrics)  # this request's own rows, sampled
+    return outputs
 
 
 def infer_v2(

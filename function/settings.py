@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     events_batch_size: int = Field(256, gt=0, le=65536, description="Instances per predict() call in batch jobs")
     model_poll_seconds: float = Field(0.0, ge=0, description="Poll the model alias this often (0: never)")
 
+    protected_aliases: str = Field(
+        "", description="Comma-separated aliases publish/promote point only at versions whose gates passed"
+    )
+    monitor_sample_every: int = Field(
+        10, ge=0, description="Model health metrics observe every Nth predict() call (1: all, 0: off)"
+    )
+    monitor_window: int = Field(1000, ge=10, le=100_000, description="Rows per model version kept for drift (PSI)")
+    monitor_max_rows: int = Field(32, ge=1, description="Rows of one sampled batch added to the drift window")
+
     azure_storage_account_url: str | None = Field(None, description="https://<account>.blob.core.windows.net")
     azure_storage_connection_string: str | None = Field(None, description="Connection string (Azurite)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -113,11 +114,58 @@ class PostProcessing(_Strict):
     top_k: int | None = Field(None, ge=1)
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class GateResult(_Strict):
+    """One publish gate (``accuracy>=0.95``), the measured value and whether it held."""
+
+    gate: str = Field(max_length=200)
+    value: float | None
+    passed: bool
+
+
+class Evaluation(_Strict):
+    """What ``modelfn publish --eval`` measured on an evaluation set, and the gates it checked."""
+
+    dataset_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    examples: int = Field(ge=1)
+    metrics: dict[str, float]
+    gates: list[GateResult] = Field(default_factory=list)
+    passed: bool = Field(description="At least one gate, and every gate held")
+
+
 class Provenance(_Strict):
     """When and from what the artifact was made; metadata is free-form (git sha, dataset...)."""
 
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     metadata: dict[str, str] = Field(default_factory=dict)
+    # Omitted when absent so manifests without it stay byte-identical (and readable by older servers).
+    evaluation: Evaluation | None = Field(None, exclude_if=_absent)
+
+
+class FeatureBins(_Strict):
+    """Reference distribution of one feature: interior bin edges and the share of rows in each bin."""
+
+    name: str = Field(min_length=1, max_length=256)
+    edges: list[float] = Field(min_length=1)
+    expected: list[float]
+
+    @model_validator(mode="after")
+    def _shape(self) -> FeatureBins:
+        if len(self.expected) != len(self.edges) + 1 or any(b < a for a, b in itertools.pairwise(self.edges)):
+            raise ValueError("edges must ascend and expected must have one share per bin (len(edges) + 1)")
+        return self
+
+
+class Reference(_Strict):
+    """Per-feature reference bins (quantiles) of the first input, and of the model's top scores, for drift."""
+
+    sample_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    rows: int = Field(ge=1)
+    features: list[FeatureBins] = Field(min_length=1)
+    scores: FeatureBins | None = None
 
 
 class Manifest(_Strict):
@@ -136,6 +184,7 @@ class Manifest(_Strict):
     postprocess: PostProcessing = Field(default_factory=PostProcessing)
     provenance: Provenance = Field(default_factory=Provenance)
     layout: Layout = Field("by-path", description="Where the files live in the store (see Layout)")
+    reference: Reference | None = Field(None, exclude_if=_absent)
 
     @field_validator("name")
     @classmethod
