@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from function.exit_codes import EXIT_REFUSED as EXIT_GATE_FAILED  # README: a gate refused publish or promote
 from loader.artifacts import manifest_key
 from loader.errors import ArtifactNotFound, ModelfnError
 from loader.evaluate import run_locally
 from loader.gates import GateFailed, check_gates, failure_message, parse_gate, protected, require_passed
 from loader.manifest import Manifest
 from loader.stores.base import Store
-
-from function.exit_codes import EXIT_REFUSED as EXIT_GATE_FAILED  # README: a gate refused publish or promote
 
 __all__ = ["EXIT_GATE_FAILED", "GateFailed", "check_promote", "check_publish_aliases", "evaluate_and_gate"]
 
