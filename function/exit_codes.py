@@ -23,6 +23,7 @@ EXIT_BY_ERROR: list[tuple[type[Exception], int]] = [
     (le.ManifestInvalid, EXIT_INTEGRITY),
     (le.StoreConfigError, EXIT_CONFIG),
     (le.InvalidURI, EXIT_USAGE),
+    (le.InvalidArgument, EXIT_USAGE),
     (le.InferenceInputError, EXIT_USAGE),
     (le.RuntimeLoadError, EXIT_USAGE),
 ]

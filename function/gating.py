@@ -6,7 +6,7 @@ from pathlib import Path
 
 from function.exit_codes import EXIT_REFUSED as EXIT_GATE_FAILED  # README: a gate refused publish or promote
 from loader.artifacts import manifest_key
-from loader.errors import ArtifactNotFound, ModelfnError
+from loader.errors import ArtifactNotFound, InvalidArgument
 from loader.evaluate import run_locally
 from loader.gates import GateFailed, check_gates, failure_message, parse_gate, protected, require_passed
 from loader.manifest import Manifest
@@ -27,7 +27,7 @@ def evaluate_and_gate(
     """Run the model on the evaluation set / reference, record the results, raise GateFailed if a gate fails."""
     gates = [parse_gate(text) for text in gate_texts]
     if gates and eval_path is None:
-        raise ModelfnError("--gate needs an evaluation set (--eval data.npz)")
+        raise InvalidArgument("--gate needs an evaluation set (--eval data.npz)")
     if eval_path is None and reference_path is None:
         return manifest
     run = run_locally(manifest, sources, eval_path, reference_path, batch, device)

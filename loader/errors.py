@@ -11,6 +11,10 @@ class ModelfnError(Exception):
     retryable = False
 
 
+class InvalidArgument(ModelfnError):
+    """A bad command-line argument or input file (evaluation set, gate, drift reference)."""
+
+
 class InvalidURI(ModelfnError):
     """A model or store URI that cannot be parsed."""
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from loader.artifacts import LocalArtifact
 from loader.cache import FetchStats
-from loader.errors import ModelfnError
+from loader.errors import InvalidArgument, ModelfnError
 from loader.manifest import Manifest, Reference
 from loader.prepost import preprocess
 from loader.reference import features, quantile_bins, read_sample, top_scores
@@ -80,7 +80,9 @@ def run_locally(
         )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode == _CHILD_ERROR and lines:
-        raise ModelfnError(json.loads(lines[-1])["error"])
+        failure = json.loads(lines[-1])
+        kind = InvalidArgument if failure.get("invalid_argument") else ModelfnError  # keeps the CLI's exit code
+        raise kind(failure["error"])
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
         raise ModelfnError(f"the evaluation process failed (exit {proc.returncode}): {tail}")
@@ -94,25 +96,25 @@ def load_eval_set(path: Path, manifest: Manifest) -> tuple[dict[str, np.ndarray]
     try:
         data = dict(np.load(path, allow_pickle=False))
     except (ValueError, OSError) as exc:
-        raise ModelfnError(f"evaluation set {path.name} is not a readable .npz: {type(exc).__name__}") from None
+        raise InvalidArgument(f"evaluation set {path.name} is not a readable .npz: {type(exc).__name__}") from None
     names = [s.name for s in manifest.inputs]
     missing = [n for n in names if n not in data]
     if missing:
-        raise ModelfnError(f"evaluation set lacks input array(s) {missing}; it needs {names} plus labels or targets")
+        raise InvalidArgument(f"evaluation set lacks input array(s) {missing}; it needs {names} plus labels or targets")
     labels, targets = data.get("labels"), data.get("targets")
     if labels is None and targets is None:
-        raise ModelfnError("evaluation set needs a 'labels' (classes) or 'targets' (values) array")
+        raise InvalidArgument("evaluation set needs a 'labels' (classes) or 'targets' (values) array")
     count = len(data[names[0]])
     if (
         count == 0
         or any(len(data[n]) != count for n in names)
         or any(a is not None and len(a) != count for a in (labels, targets))
     ):
-        raise ModelfnError("evaluation arrays must be non-empty and have the same number of rows")
+        raise InvalidArgument("evaluation arrays must be non-empty and have the same number of rows")
     if labels is not None and labels.dtype.kind in "US":
         known = manifest.postprocess.labels or []
         if not set(labels.tolist()) <= set(known):
-            raise ModelfnError("evaluation labels are strings not all among the model's --labels")
+            raise InvalidArgument("evaluation labels are strings not all among the model's --labels")
         labels = np.asarray([known.index(v) for v in labels.tolist()])
     return {n: data[n] for n in names}, labels, targets
 
@@ -158,7 +160,7 @@ def _reference(runtime: Runtime, manifest: Manifest, path: Path) -> Reference:
     rows = read_sample(path, manifest)
     first = manifest.inputs[0]
     if len(manifest.inputs) > 1:
-        raise ModelfnError("a drift reference is supported for single-input models only")
+        raise InvalidArgument("a drift reference is supported for single-input models only")
     arrays = _prepare(manifest, {first.name: rows})
     matrix = features(arrays[first.name])
     bins = [quantile_bins(f"{first.name}[{j}]", matrix[:, j]) for j in range(matrix.shape[1])]
@@ -185,6 +187,6 @@ if __name__ == "__main__":
     try:
         result = _child(json.loads(Path(sys.argv[1]).read_text()))
     except ModelfnError as exc:
-        print(json.dumps({"error": str(exc)}))
+        print(json.dumps({"error": str(exc), "invalid_argument": isinstance(exc, InvalidArgument)}))
         sys.exit(_CHILD_ERROR)
     print(json.dumps(result))

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loader.errors import ModelfnError
+from loader.errors import InvalidArgument, ModelfnError
 from loader.manifest import Evaluation, GateResult, Manifest
 
 # Metrics an evaluation can produce (loader.evaluate); a gate on anything else is a typo, refused up front.
@@ -49,14 +49,14 @@ def parse_gate(text: str) -> Gate:
     """``accuracy>=0.95`` -> Gate; ModelfnError with the accepted forms otherwise."""
     match = _GATE.match(text)
     if not match:
-        raise ModelfnError(f"gate {text[:60]!r} is not METRIC OP NUMBER (e.g. accuracy>=0.95, p99_ms<=20)")
+        raise InvalidArgument(f"gate {text[:60]!r} is not METRIC OP NUMBER (e.g. accuracy>=0.95, p99_ms<=20)")
     metric, op, number = match.groups()
     if metric not in METRICS:
-        raise ModelfnError(f"unknown gate metric {metric!r}; one of {', '.join(METRICS)}")
+        raise InvalidArgument(f"unknown gate metric {metric!r}; one of {', '.join(METRICS)}")
     try:
         threshold = float(number)
     except ValueError:
-        raise ModelfnError(f"gate {text[:60]!r}: {number[:20]!r} is not a number") from None
+        raise InvalidArgument(f"gate {text[:60]!r}: {number[:20]!r} is not a number") from None
     return Gate(metric, op, threshold)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loader.errors import ModelfnError
+from loader.errors import InvalidArgument
 from loader.manifest import FeatureBins, Manifest, PostProcessing
 from loader.prepost import softmax
 
@@ -29,11 +29,11 @@ def read_sample(path: Path, manifest: Manifest) -> np.ndarray:
         elif suffix == ".parquet":
             rows = _parquet(path)
         else:
-            raise ModelfnError(f"reference sample must be .npy, .jsonl or .parquet, not {suffix or 'no suffix'!r}")
+            raise InvalidArgument(f"reference sample must be .npy, .jsonl or .parquet, not {suffix or 'no suffix'!r}")
     except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise ModelfnError(f"cannot read reference sample {path.name}: {type(exc).__name__}") from None
+        raise InvalidArgument(f"cannot read reference sample {path.name}: {type(exc).__name__}") from None
     if rows.ndim < 1 or len(rows) < BINS or rows.dtype.kind not in "biuf":
-        raise ModelfnError(f"reference sample needs at least {BINS} numeric rows of input {first!r}")
+        raise InvalidArgument(f"reference sample needs at least {BINS} numeric rows of input {first!r}")
     return rows
 
 
@@ -41,7 +41,7 @@ def _parquet(path: Path) -> np.ndarray:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise ModelfnError("a .parquet reference needs pyarrow (pip install pyarrow)") from None
+        raise InvalidArgument("a .parquet reference needs pyarrow (pip install pyarrow)") from None
     table = pq.read_table(path)
     return np.column_stack([table.column(i).to_numpy(zero_copy_only=False) for i in range(table.num_columns)])
 
@@ -50,7 +50,7 @@ def features(rows: np.ndarray) -> np.ndarray:
     """``(N, ...)`` -> ``(N, F)`` float64, one column per feature."""
     matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
     if matrix.shape[1] > MAX_FEATURES:
-        raise ModelfnError(f"drift reference supports up to {MAX_FEATURES} features per row, got {matrix.shape[1]}")
+        raise InvalidArgument(f"drift reference supports up to {MAX_FEATURES} features per row, got {matrix.shape[1]}")
     return matrix
 
 
@@ -58,7 +58,7 @@ def quantile_bins(name: str, values: np.ndarray, bins: int = BINS) -> FeatureBin
     """Bins at the reference's quantiles (ties merged) and the reference share of each."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        raise ModelfnError(f"reference feature {name!r} has no finite values")
+        raise InvalidArgument(f"reference feature {name!r} has no finite values")
     edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
     counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
     return FeatureBins(name=name, edges=edges.tolist(), expected=(counts / counts.sum()).tolist())
