@@ -11,6 +11,7 @@ from tqdm import tqdm
 from loader.errors import ManifestInvalid, first_problem
 from loader.introspect import framework_for, signature
 from loader.manifest import Framework, Manifest, PostProcessing, PreProcessing, Provenance, TensorSpec
+from loader.prepost import check_preprocessing
 from loader.publish import file_entry, publish
 from loader.stores import open_store
 
@@ -52,6 +53,7 @@ def build_manifest(
         )
     except ValidationError as exc:
         raise ManifestInvalid(f"invalid manifest: {first_problem(exc, 'manifest')}") from None
+    check_preprocessing(manifest.preprocess, manifest.inputs[0])
     return manifest, sources
 
 

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     load_retry_seconds: float = Field(30.0, gt=0, description="Delay before retrying a failed load")
     fetch_retries: int = Field(4, ge=0, description="Retries of transient storage errors per file")
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest accepted request body")
+    body_drain_bytes: int = Field(
+        128 * 1024 * 1024, ge=0, description="Bytes of an oversized body read and dropped so the client reads the 413"
+    )
+    max_inflight_body_bytes: int | None = Field(
+        None, gt=0, description="Bytes of large bodies decoded at once per process (others wait); 2x MAX_BODY_BYTES"
+    )
 
     port: int = Field(8080, gt=0, lt=65536, description="Port Gunicorn binds on 0.0.0.0")
     workers: int | None = Field(None, gt=0, description="Gunicorn workers; default derived from the CPU quota")

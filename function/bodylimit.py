@@ -1,0 +1,96 @@
+"""Request bodies at the WSGI edge: a 413 the client can read, chunked bodies under the same limit, and a cap on
+the bytes of large bodies being decoded at once (decoding JSON costs several times the body in memory)."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from function import jsonio
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+CHUNK = 64 * 1024
+SMALL_BODY = 64 * 1024  # probes and small requests never wait for the budget
+BUDGET_WAIT_SECONDS = 30.0  # well inside Gunicorn's worker timeout
+RETRY_AFTER_SECONDS = 2
+
+
+class BodyBudget:
+    """Bytes of large request bodies in flight in this process; a body that does not fit waits for room."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, size: int, timeout: float = BUDGET_WAIT_SECONDS) -> Iterator[bool]:
+        """Yields False when no room came within ``timeout``; a body alone may exceed the limit."""
+        with self._cond:
+            fits = self._cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit, timeout)
+            if fits:
+                self.used += size
+                self.peak = max(self.peak, self.used)
+        try:
+            yield fits
+        finally:
+            if fits:
+                with self._cond:
+                    self.used -= size
+                    self._cond.notify_all()
+
+
+class BodyLimit:
+    """WSGI middleware in front of the Flask app."""
+
+    def __init__(self, app: WSGIApp, max_body: int, drain_bytes: int, budget: BodyBudget) -> None:
+        self.app, self.max_body, self.drain_bytes, self.budget = app, max_body, drain_bytes, budget
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = _content_length(environ)
+        stream = environ["wsgi.input"]
+        if length is not None and length > self.max_body:
+            # Read (and drop) what the client is sending, so it gets to read our answer instead of a reset.
+            _discard(stream, min(length, self.drain_bytes))
+            return self._too_large(start_response)
+        if length is None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = stream.read(self.max_body + 1)
+            if len(body) > self.max_body:
+                _discard(stream, self.drain_bytes)
+                return self._too_large(start_response)
+            environ["wsgi.input"], environ["CONTENT_LENGTH"], length = io.BytesIO(body), str(len(body)), len(body)
+        if not length or length <= SMALL_BODY:
+            return self.app(environ, start_response)
+        with self.budget.hold(length) as admitted:
+            if not admitted:
+                return _answer(start_response, "503 Service Unavailable", "too many large requests in flight; retry")
+            return self.app(environ, start_response)
+
+    def _too_large(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        message = f"request body is larger than MAX_BODY_BYTES ({self.max_body} bytes)"
+        return _answer(start_response, "413 Request Entity Too Large", message)
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def _discard(stream: Any, budget: int) -> None:
+    while budget > 0 and (chunk := stream.read(min(CHUNK, budget))):
+        budget -= len(chunk)
+
+
+def _answer(start_response: Callable[..., Any], status: str, message: str) -> Iterable[bytes]:
+    body = jsonio.dumps({"error": message})
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if status.startswith("503"):
+        headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))
+    start_response(status, headers)
+    return [body]
