@@ -56,7 +56,7 @@ def to_array(name: str, values: list[Any], dtype: np.dtype) -> np.ndarray:
         raise InferenceInputError(f"input {name!r}: data is ragged; rows must have equal lengths") from None
     datatype = NUMPY_TO_V2[dtype]
     if raw.dtype.kind == "f" and dtype == np.uint64 and _whole_uint64(raw):
-        raw = _exact_uint64(name, values)  # numpy reads [1, 2**63] as float64; ints past 2**53 must stay exact
+        raw = _exact_uint64(name, values, raw)  # numpy reads [1, 2**63] as float64; ints past 2**53 must stay exact
     if raw.dtype.kind not in "biuf":
         raise InferenceInputError(f"input {name!r}: data must be (nested lists of) {datatype} numbers in range")
     if raw.dtype.kind == "b" and dtype.kind != "b" and raw.size:
@@ -91,14 +91,19 @@ def _to_float(name: str, raw: np.ndarray, dtype: np.dtype, datatype: str) -> np.
 
 
 def _whole_uint64(raw: np.ndarray) -> bool:
-    return bool(raw.size and np.all(raw >= 0) and np.all(raw < 2.0**64) and np.all(raw == np.rint(raw)))
+    return bool(raw.size and np.all(raw >= 0) and np.all(raw <= 2.0**64) and np.all(raw == np.rint(raw)))
 
 
-def _exact_uint64(name: str, values: list[Any]) -> np.ndarray:
+def _exact_uint64(name: str, values: list[Any], approx: np.ndarray) -> np.ndarray:
     try:
-        return np.array(values, dtype=np.uint64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            exact = np.array(values, dtype=np.uint64)
     except (ValueError, TypeError, OverflowError):
         raise InferenceInputError(f"input {name!r}: values out of range for UINT64") from None
+    # The JSON parser turns integers past 2**64 into floats; a cast of those is garbage, and shows as a mismatch.
+    if not np.array_equal(exact.astype(np.float64), approx):
+        raise InferenceInputError(f"input {name!r}: values out of range for UINT64")
+    return exact
 
 
 def encode_tensor(name: str, array: np.ndarray, datatype: str) -> dict[str, Any]:
