@@ -3,6 +3,8 @@ the bytes of large bodies being decoded at once (decoding JSON costs several tim
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -14,24 +16,23 @@ from function import jsonio
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 CHUNK = 64 * 1024
 SMALL_BODY = 64 * 1024  # probes and small requests never wait for the budget
-BUDGET_WAIT_SECONDS = 30.0  # well inside Gunicorn's worker timeout
 RETRY_AFTER_SECONDS = 2
 
 
 class BodyBudget:
     """Bytes of large request bodies in flight in this process; a body that does not fit waits for room."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limit: int, wait_seconds: float) -> None:
+        self.limit, self.wait_seconds = limit, wait_seconds
         self.used = 0
         self.peak = 0
         self._cond = threading.Condition()
 
     @contextmanager
-    def hold(self, size: int, timeout: float = BUDGET_WAIT_SECONDS) -> Iterator[bool]:
-        """Yields False when no room came within ``timeout``; a body alone may exceed the limit."""
+    def hold(self, size: int) -> Iterator[bool]:
+        """Yields False when no room came within ``wait_seconds``; a body alone may exceed the limit."""
         with self._cond:
-            fits = self._cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit, timeout)
+            fits = self._cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit, self.wait_seconds)
             if fits:
                 self.used += size
                 self.peak = max(self.peak, self.used)
@@ -68,11 +69,30 @@ class BodyLimit:
         with self.budget.hold(length) as admitted:
             if not admitted:
                 return _answer(start_response, "503 Service Unavailable", "too many large requests in flight; retry")
-            return self.app(environ, start_response)
+            try:
+                return self.app(environ, start_response)
+            finally:
+                _trim()
 
     def _too_large(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
         message = f"request body is larger than MAX_BODY_BYTES ({self.max_body} bytes)"
         return _answer(start_response, "413 Request Entity Too Large", message)
+
+
+def _load_trim() -> Callable[[], None]:
+    """glibc's malloc_trim: each request thread's malloc arena keeps what a large body freed unless asked."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to return
+        return lambda: None
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+_trim = _load_trim()
 
 
 def _content_length(environ: dict[str, Any]) -> int | None:

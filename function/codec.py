@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from function import jsonio
 from function.binary import decode_inputs, encode_output, wants_binary
 from function.errors import RequestError
 from function.holder import LoadedModel
@@ -17,6 +18,8 @@ from function.tensors import to_array
 from loader.errors import InferenceInputError
 from loader.prepost import postprocess, preprocess
 from loader.signature import V2_TO_NUMPY, check_inputs, check_names, v2_datatype
+
+ROWS_PER_FRAGMENT = 4096
 
 
 def v2_inputs(model: LoadedModel, request: V2InferRequest, blob: bytes | memoryview = b"") -> dict[str, np.ndarray]:
@@ -70,6 +73,26 @@ def predictions(model: LoadedModel, outputs: dict[str, np.ndarray]) -> list[Any]
     """The first output, post-processed into one prediction per instance."""
     manifest = model.artifact.manifest
     return postprocess(outputs[manifest.outputs[0].name], manifest.postprocess)
+
+
+def predictions_json(model: LoadedModel, outputs: dict[str, np.ndarray]) -> list[bytes]:
+    """The V1 response body as fragments, post-processed ``ROWS_PER_FRAGMENT`` instances at a time.
+
+    Ranked predictions are a few Python dicts per instance (~50x their JSON): building them for a slice at a time
+    keeps a large response's peak memory to its JSON bytes.
+    """
+    manifest = model.artifact.manifest
+    y = outputs[manifest.outputs[0].name]
+    head = jsonio.dumps({"model_name": model.name, "model_version": model.version})
+    parts = [head[:-1] + b',"predictions":[']
+    # Rows are independent along the batch axis only when there is another axis (softmax runs over the last one).
+    slices = [y[i : i + ROWS_PER_FRAGMENT] for i in range(0, len(y), ROWS_PER_FRAGMENT)] if y.ndim >= 2 else [y]
+    for chunk in slices:
+        encoded = jsonio.dumps(postprocess(chunk, manifest.postprocess))[1:-1]
+        if encoded:
+            parts.extend((b"," if len(parts) > 1 else b"", encoded))
+    parts.append(b"]}")
+    return parts
 
 
 def _columns(specs: list[Any], instances: list[Any]) -> dict[str, list[Any]]:

@@ -12,7 +12,8 @@ from function.settings import Settings
 def init_app(app: Flask, settings: Settings) -> None:
     """Install the JSON provider and wrap the WSGI app in the body limits."""
     jsonio.init_app(app)
-    budget = BodyBudget(settings.max_inflight_body_bytes or 2 * settings.max_body_bytes)
+    # Waiting for room may take half the worker timeout; then 503 + Retry-After rather than a killed worker.
+    budget = BodyBudget(settings.max_inflight_body_bytes or settings.max_body_bytes, settings.timeout / 2)
     app.extensions["modelfn.body_budget"] = budget
     app.wsgi_app = BodyLimit(  # type: ignore[method-assign]
         app.wsgi_app, settings.max_body_bytes, settings.body_drain_bytes, budget

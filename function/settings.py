@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         128 * 1024 * 1024, ge=0, description="Bytes of an oversized body read and dropped so the client reads the 413"
     )
     max_inflight_body_bytes: int | None = Field(
-        None, gt=0, description="Bytes of large bodies decoded at once per process (others wait); 2x MAX_BODY_BYTES"
+        None, gt=0, description="Large-body bytes decoded at once per process (others wait); unset: MAX_BODY_BYTES"
     )
 
     port: int = Field(8080, gt=0, lt=65536, description="Port Gunicorn binds on 0.0.0.0")

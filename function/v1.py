@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 
-from function.codec import instances_to_arrays, predictions
+from function.codec import instances_to_arrays, predictions_json
 from function.context import context, json_body, model_for
 from function.schemas import PredictRequest, parse
 from function.serving import run
@@ -17,13 +17,10 @@ def predict(name: str) -> Response:
     arrays = instances_to_arrays(model, instances)
     del instances  # the parsed lists (~10x the body) are freed before inference, not after
     outputs = run(model, arrays, context().metrics)
-    return jsonify(
-        {
-            "model_name": model.name,
-            "model_version": model.version,
-            "predictions": predictions(model, outputs),
-        }
-    )
+    parts = predictions_json(model, outputs)
+    response = Response(parts, mimetype="application/json")
+    response.content_length = sum(len(p) for p in parts)
+    return response
 
 
 def init_app(app: Flask) -> None:

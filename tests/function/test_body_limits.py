@@ -1,0 +1,133 @@
+"""Large bodies against the real server (Gunicorn) and real clients: a readable 413 (#10.7, #10.29) and bounded
+memory for the largest valid requests (#10.28)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from tests.function.test_server import Server, start_server
+
+MAX_BODY = 10 * 1024 * 1024  # the default MAX_BODY_BYTES
+V1 = "/v1/models/lin:predict"
+
+
+@pytest.fixture
+def one_worker(tmp_path: Path, published: str):
+    # Load eagerly and give the budget's wait (TIMEOUT / 2) room on a slow, shared machine.
+    s = start_server(tmp_path, f"{published}/lin", WORKERS="1", THREADS="8", TIMEOUT="300")
+    ready(s)
+    yield s
+    s.proc.terminate()
+    s.proc.wait(30)
+
+
+def ready(server: Server) -> None:
+    for _ in range(300):
+        if server.get("/readyz")[0] == 200:
+            return
+        threading.Event().wait(0.1)
+    raise AssertionError("server not ready")
+
+
+def test_a_64_mb_post_with_content_length_gets_a_readable_413_requests(one_worker: Server):
+    r = requests.post(
+        one_worker.url + V1, data=b"x" * (64 * 1000 * 1000), headers={"Content-Type": "application/json"}, timeout=120
+    )
+    assert r.status_code == 413
+    assert "MAX_BODY_BYTES" in r.json()["error"]
+    assert requests.get(one_worker.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_a_64_mb_post_gets_a_readable_413_http_client_and_the_connection_stays_usable(one_worker: Server):
+    conn = http.client.HTTPConnection("127.0.0.1", one_worker.port, timeout=120)
+    conn.request("POST", V1, body=b"[" * (64 * 1024 * 1024), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 413
+    assert "error" in json.loads(response.read())
+    conn.request(
+        "POST", V1, body=json.dumps({"instances": [[1, 2, 3, 4]]}), headers={"Content-Type": "application/json"}
+    )
+    assert conn.getresponse().status == 200  # the oversized body was read to its end: the next request parses
+    conn.close()
+
+
+def test_a_100_mb_chunked_body_is_413_not_400(one_worker: Server):
+    def chunks():
+        for _ in range(100):
+            yield b" " * (1000 * 1000)
+
+    r = requests.post(one_worker.url + V1, data=chunks(), headers={"Content-Type": "application/json"}, timeout=120)
+    assert r.status_code == 413
+    assert "error" in r.json()
+
+
+def test_a_small_chunked_body_is_served(one_worker: Server):
+    body = json.dumps({"instances": [[1.0, 2.0, 3.0, 4.0]] * 3}).encode()
+    r = requests.post(
+        one_worker.url + V1, data=iter([body[:10], body[10:]]), headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+
+
+# --- memory: the largest valid requests, several at once ---
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                found += [int(proc.name), *_children(int(proc.name))]
+    return found
+
+
+def _status(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"{field} missing")
+
+
+# Worst case measured for one body: ~20x its size while it is decoded and answered (1M rows of 4 one-digit
+# integers, ranked labels out). The bound allows twice that per byte the budget admits at once.
+BYTES_PER_BODY_BYTE = 40
+
+
+def test_concurrent_largest_v1_requests_stay_within_the_body_budget(one_worker: Server):
+    rows = np.random.default_rng(0).integers(0, 9, ((MAX_BODY - 100) // 10, 4)).tolist()
+    body = json.dumps({"instances": rows}, separators=(",", ":")).encode()
+    assert MAX_BODY - 1000 < len(body) <= MAX_BODY
+    workers = _children(one_worker.proc.pid)
+    assert workers
+    for pid in workers:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # restart the peak-RSS counter (VmHWM) from now
+    baseline = sum(_status(pid, "VmRSS") for pid in workers)
+    statuses: list[int] = []
+    barrier = threading.Barrier(5)
+
+    def post() -> None:
+        barrier.wait()
+        r = requests.post(one_worker.url + V1, data=body, headers={"Content-Type": "application/json"}, timeout=280)
+        statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    peak = sum(_status(pid, "VmHWM") for pid in workers)
+    assert statuses == [200] * 5
+    # Unset MAX_INFLIGHT_BODY_BYTES admits one MAX_BODY_BYTES body at a time per process.
+    print(f"5 concurrent {len(body)} B V1 requests: RSS {baseline / 1e6:.0f} MB -> peak {peak / 1e6:.0f} MB")
+    assert peak - baseline < BYTES_PER_BODY_BYTE * MAX_BODY, (baseline, peak)
