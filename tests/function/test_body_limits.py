@@ -36,21 +36,32 @@ def ready(server: Server) -> None:
     raise AssertionError("server not ready")
 
 
-def test_a_64_mb_post_with_content_length_gets_a_readable_413_requests(one_worker: Server):
-    r = requests.post(
-        one_worker.url + V1, data=b"x" * (64 * 1000 * 1000), headers={"Content-Type": "application/json"}, timeout=120
-    )
+@pytest.mark.parametrize("connection", ["close", "keep-alive"])
+def test_a_64_mb_post_with_content_length_gets_a_readable_413_requests(one_worker: Server, connection: str):
+    # With "Connection: close" the server closes after answering: unread bytes would reset the connection.
+    headers = {"Content-Type": "application/json", "Connection": connection}
+    r = requests.post(one_worker.url + V1, data=b"x" * (64 * 1000 * 1000), headers=headers, timeout=120)
     assert r.status_code == 413
     assert "MAX_BODY_BYTES" in r.json()["error"]
     assert requests.get(one_worker.url + "/healthz", timeout=10).status_code == 200
 
 
-def test_a_64_mb_post_gets_a_readable_413_http_client_and_the_connection_stays_usable(one_worker: Server):
+def test_a_64_mb_post_gets_a_readable_413_http_client_even_when_the_connection_closes(one_worker: Server):
+    # http.client sends the whole body before reading: a server that closes on unread bytes breaks the pipe.
+    conn = http.client.HTTPConnection("127.0.0.1", one_worker.port, timeout=120)
+    headers = {"Content-Type": "application/json", "Connection": "close"}
+    conn.request("POST", V1, body=b"[" * (64 * 1024 * 1024), headers=headers)
+    response = conn.getresponse()
+    assert response.status == 413
+    assert "MAX_BODY_BYTES" in json.loads(response.read())["error"]
+    conn.close()
+
+
+def test_after_a_413_the_kept_alive_connection_still_serves(one_worker: Server):
     conn = http.client.HTTPConnection("127.0.0.1", one_worker.port, timeout=120)
     conn.request("POST", V1, body=b"[" * (64 * 1024 * 1024), headers={"Content-Type": "application/json"})
     response = conn.getresponse()
-    assert response.status == 413
-    assert "error" in json.loads(response.read())
+    assert response.status == 413 and "error" in json.loads(response.read())
     conn.request(
         "POST", V1, body=json.dumps({"instances": [[1, 2, 3, 4]]}), headers={"Content-Type": "application/json"}
     )
