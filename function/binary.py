@@ -46,7 +46,7 @@ def decode_inputs(inputs: list[V2Tensor], blob: bytes | memoryview) -> dict[str,
         arrays[tensor.name] = _from_bytes(tensor, blob[offset : offset + size])
         offset += size
     if offset != len(blob):
-        raise RequestError(f"{len(blob) - offset} bytes of binary data are not claimed by any input")
+        raise RequestError("binary data past the inputs' binary_data_size are not claimed by any input")
     return arrays
 
 

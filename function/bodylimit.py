@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import io
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Any
 
 from function import jsonio
 
+log = logging.getLogger("modelfn.bodylimit")
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 CHUNK = 64 * 1024
 SMALL_BODY = 64 * 1024  # probes and small requests never wait for the budget
@@ -68,6 +70,7 @@ class BodyLimit:
             return self.app(environ, start_response)
         with self.budget.hold(length) as admitted:
             if not admitted:
+                log.warning("no room for a large body in MAX_INFLIGHT_BODY_BYTES", extra={"fields": {"status": 503}})
                 return _answer(start_response, "503 Service Unavailable", "too many large requests in flight; retry")
             try:
                 return self.app(environ, start_response)
@@ -75,6 +78,8 @@ class BodyLimit:
                 _trim()
 
     def _too_large(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # Answered before Flask sees the request, so the access log would not show it otherwise.
+        log.warning("request body over MAX_BODY_BYTES refused", extra={"fields": {"status": 413}})
         message = f"request body is larger than MAX_BODY_BYTES ({self.max_body} bytes)"
         return _answer(start_response, "413 Request Entity Too Large", message)
 

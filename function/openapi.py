@@ -58,8 +58,8 @@ BINARY_EXTENSION = (
 BINARY_REQUEST = {
     "content-type": "application/octet-stream",
     "required-header": "Inference-Header-Content-Length",
-    "header-schema": {"$ref": "#/components/schemas/V2InferRequest"},
-    "tensor-with-binary-data": {"required": ["name", "shape", "datatype", "parameters"], "not": {"required": ["data"]}},
+    # Header tensors may carry parameters.binary_data_size instead of data (V2Tensor; JSON bodies need data).
+    "header-tensor": {"$ref": "#/components/schemas/V2Tensor"},
 }
 
 

@@ -161,3 +161,19 @@ def test_openapi_v1_body_matches_what_the_server_accepts(client):
     for body, status in (({"instances": [[1, 2, 3, 4]]}, 200), ({"instances": []}, 400), ({"rows": []}, 400)):
         assert validator.is_valid(body) is (status == 200)
         assert client.post("/v1/models/lin:predict", json=body).status_code == status
+
+
+def test_v1_predictions_built_in_slices_equal_one_pass_over_all_rows(client, app):
+    from function.codec import ROWS_PER_FRAGMENT
+    from loader.prepost import postprocess
+    from tests.models import expected_logits
+
+    rows = np.random.default_rng(1).standard_normal((ROWS_PER_FRAGMENT * 2 + 17, 4)).astype(np.float32)
+    r = client.post("/v1/models/lin:predict", json={"instances": rows.tolist()})
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(r.data)
+    body = strict_json(r.data)
+    spec = app.extensions["modelfn"].holder.model.artifact.manifest.postprocess
+    expected = postprocess(expected_logits(rows), spec)
+    assert [[p["label"] for p in row] for row in body["predictions"]] == [[p["label"] for p in row] for row in expected]
+    got = np.array([[p["score"] for p in row] for row in body["predictions"]])
+    np.testing.assert_allclose(got, [[p["score"] for p in row] for row in expected], rtol=1e-5)
