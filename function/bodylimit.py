@@ -18,6 +18,7 @@ log = logging.getLogger("modelfn.bodylimit")
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 CHUNK = 64 * 1024
 SMALL_BODY = 64 * 1024  # probes and small requests never wait for the budget
+TRIM_AFTER = 4 * 1024 * 1024  # bodies whose decoding frees hundreds of MB; a trim costs about a millisecond
 RETRY_AFTER_SECONDS = 2
 
 
@@ -30,21 +31,63 @@ class BodyBudget:
         self.peak = 0
         self._cond = threading.Condition()
 
-    @contextmanager
-    def hold(self, size: int) -> Iterator[bool]:
-        """Yields False when no room came within ``wait_seconds``; a body alone may exceed the limit."""
+    def acquire(self, size: int) -> bool:
+        """Take ``size`` bytes; False when no room came within ``wait_seconds`` (a body alone may exceed the limit)."""
         with self._cond:
             fits = self._cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit, self.wait_seconds)
             if fits:
                 self.used += size
                 self.peak = max(self.peak, self.used)
+            return fits
+
+    def release(self, size: int) -> None:
+        """Give back what ``acquire`` took."""
+        with self._cond:
+            self.used -= size
+            self._cond.notify_all()
+
+    @contextmanager
+    def hold(self, size: int) -> Iterator[bool]:
+        """``acquire`` ... ``release`` as a context (yields whether it was admitted)."""
+        fits = self.acquire(size)
         try:
             yield fits
         finally:
             if fits:
-                with self._cond:
-                    self.used -= size
-                    self._cond.notify_all()
+                self.release(size)
+
+
+class _Held:
+    """The app's response iterable, holding its budget until sent: a response is part of the request's memory."""
+
+    def __init__(self, body: Iterable[bytes], budget: BodyBudget, size: int) -> None:
+        self.body, self.budget, self.size = body, budget, size
+        self._lock = threading.Lock()
+        self._held = True
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.body
+        self.done()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.done()
+
+    def done(self) -> None:
+        with self._lock:
+            if not self._held:
+                return
+            self._held = False
+        self.budget.release(self.size)
+        if self.size >= TRIM_AFTER:
+            _trim()
+
+    def __del__(self) -> None:  # a caller that never reads nor closes (a test client) must not leak the budget
+        self.done()
 
 
 class BodyLimit:
@@ -68,14 +111,15 @@ class BodyLimit:
             environ["wsgi.input"], environ["CONTENT_LENGTH"], length = io.BytesIO(body), str(len(body)), len(body)
         if not length or length <= SMALL_BODY:
             return self.app(environ, start_response)
-        with self.budget.hold(length) as admitted:
-            if not admitted:
-                log.warning("no room for a large body in MAX_INFLIGHT_BODY_BYTES", extra={"fields": {"status": 503}})
-                return _answer(start_response, "503 Service Unavailable", "too many large requests in flight; retry")
-            try:
-                return self.app(environ, start_response)
-            finally:
-                _trim()
+        if not self.budget.acquire(length):
+            log.warning("no room for a large body in MAX_INFLIGHT_BODY_BYTES", extra={"fields": {"status": 503}})
+            return _answer(start_response, "503 Service Unavailable", "too many large requests in flight; retry")
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self.budget.release(length)
+            raise
+        return _Held(body, self.budget, length)
 
     def _too_large(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
         # Answered before Flask sees the request, so the access log would not show it otherwise.
