@@ -26,6 +26,9 @@ def v2_inputs(model: LoadedModel, request: V2InferRequest, blob: bytes | memoryv
     """A V2 request's inputs (JSON, or binary from ``blob``), checked against the model's signature."""
     specs = model.artifact.manifest.inputs
     check_names(specs, [t.name for t in request.inputs])  # first, so later messages name model tensors only
+    returned = [o.name for o in model.artifact.manifest.outputs]
+    if request.outputs and any(o.name not in returned for o in request.outputs):
+        raise RequestError(f"unknown output name(s) requested; the model returns {returned}")
     arrays = check_inputs(specs, decode_inputs(request.inputs, blob))
     for tensor in request.inputs:
         tensor.data = None  # the parsed lists (~10x their JSON) are not kept alive through inference
@@ -36,9 +39,7 @@ def v2_outputs(
     model: LoadedModel, request: V2InferRequest, outputs: dict[str, np.ndarray], binary: bool
 ) -> tuple[dict[str, Any], list[bytes]]:
     """(response body, raw output tensors); with ``binary`` the outputs that ask for it come back raw."""
-    wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
-    if any(n not in outputs for n in wanted):
-        raise RequestError(f"unknown output name(s) requested; the model returns {list(outputs)}")
+    wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)  # checked by v2_inputs
     blobs: list[bytes] = []
     encoded = []
     for n in wanted:

@@ -63,6 +63,8 @@ def to_array(name: str, values: list[Any], dtype: np.dtype) -> np.ndarray:
         raise InferenceInputError(f"input {name!r}: data holds true/false values, not {datatype} numbers")
     if dtype.kind == "b" and raw.dtype.kind != "b" and raw.size:
         raise InferenceInputError(f"input {name!r}: BOOL data must be true/false values")
+    if dtype.kind == "b":
+        return raw.astype(dtype, copy=False)
     if dtype.kind in "iu":
         return _to_int(name, raw, dtype, datatype)
     return _to_float(name, raw, dtype, datatype)
@@ -73,7 +75,7 @@ def _to_int(name: str, raw: np.ndarray, dtype: np.dtype, datatype: str) -> np.nd
         raise InferenceInputError(f"input {name!r}: data holds fractional numbers, not {datatype} integers")
     if raw.size and raw.dtype.kind in "iu":
         info = np.iinfo(dtype)
-        # Compare in the source's own dtype first: an int64 max never overflows against a uint64 bound.
+        # As Python ints: an int64 minimum compared with a uint64 bound cannot overflow.
         if int(raw.min()) < info.min or int(raw.max()) > info.max:
             raise InferenceInputError(f"input {name!r}: values out of range for {datatype}")
     return raw.astype(dtype, copy=False)
