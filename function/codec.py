@@ -16,7 +16,7 @@ from function.holder import LoadedModel
 from function.schemas import V2InferRequest
 from function.tensors import to_array
 from loader.errors import InferenceInputError
-from loader.prepost import postprocess, preprocess
+from loader.prepost import postprocess, preprocess, unranked
 from loader.signature import V2_TO_NUMPY, check_inputs, check_names, v2_datatype
 
 ROWS_PER_FRAGMENT = 4096
@@ -85,6 +85,9 @@ def predictions_json(model: LoadedModel, outputs: dict[str, np.ndarray]) -> list
     manifest = model.artifact.manifest
     y = outputs[manifest.outputs[0].name]
     head = jsonio.dumps({"model_name": model.name, "model_version": model.version})
+    values = unranked(y, manifest.postprocess)
+    if values is not None:  # numpy straight to JSON in C: no Python object per value
+        return [head[:-1] + b',"predictions":', jsonio.dumps(np.ascontiguousarray(values)), b"}"]
     parts = [head[:-1] + b',"predictions":[']
     # Rows are independent along the batch axis only when there is another axis (softmax runs over the last one).
     slices = [y[i : i + ROWS_PER_FRAGMENT] for i in range(0, len(y), ROWS_PER_FRAGMENT)] if y.ndim >= 2 else [y]

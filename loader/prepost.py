@@ -57,12 +57,20 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def unranked(y: np.ndarray, spec: PostProcessing) -> np.ndarray | None:
+    """The predictions as one array when the spec ranks nothing (a JSON encoder can write it without Python)."""
+    if spec.labels is not None or spec.top_k is not None:
+        return None
+    return softmax(y.astype(np.float64)) if spec.softmax else y
+
+
 def postprocess(y: np.ndarray, spec: PostProcessing) -> list[Any]:
     """One prediction per instance: raw values, or ranked ``{label|index, score}`` entries."""
+    values = unranked(y, spec)
+    if values is not None:
+        return values.tolist()
     if spec.softmax:
         y = softmax(y.astype(np.float64))
-    if spec.labels is None and spec.top_k is None:
-        return y.tolist()
     k = min(spec.top_k or 1, y.shape[-1])
     flat = y.reshape(-1, y.shape[-1])
     ranked = np.argsort(-flat, axis=-1, kind="stable")[:, :k]

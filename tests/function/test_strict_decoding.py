@@ -136,6 +136,7 @@ def test_v1_in_range_values_round_trip(ident):
     instances[1]["i8"], instances[1]["u64"] = -128, 2**64 - 1
     r = post(ident, V1, {"instances": instances})
     assert r.status_code == 200, r.get_json()
+    assert strict_json(r.data)["predictions"] == [True, False]  # the first output (out_b), unranked
 
 
 def binary_request(name: str, dtype: str, shape: list[int], raw: bytes) -> tuple[bytes, dict[str, str]]:
