@@ -10,7 +10,7 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import ClientDisconnected
 
-from function import errors, events, health, metrics, monitoring, openapi, request_log, v1, v2, worker
+from function import errors, events, health, metrics, monitoring, openapi, request_log, request_path, v1, v2, worker
 from function.context import Context
 from function.holder import ModelHolder
 from function.serving import loader_for
@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_log.configure_logging(settings.log_level)
     app = Flask("modelfn", static_folder=None)  # no /static route serving files from the working directory
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    request_path.init_app(app, settings)  # orjson JSON provider, body limits
 
     uri = parse_model_uri(settings.model_uri)
     m = metrics.create_metrics(CollectorRegistry(auto_describe=True))

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 
 import numpy as np
 from flask import Response, jsonify
 
+from function import jsonio
 from function.errors import RequestError
-from function.schemas import V2InferRequest, V2Tensor, decode_tensor, encode_tensor, tensor_dtype
+from function.schemas import V2InferRequest, V2Tensor
+from function.tensors import decode_tensor, encode_tensor, tensor_dtype
 
 HEADER = "Inference-Header-Content-Length"
 
 
-def split_body(raw: bytes, header_length: str) -> tuple[Any, bytes]:
+def split_body(raw: bytes, header_length: str) -> tuple[Any, memoryview]:
     """A binary-extension body -> (its JSON header document, the raw tensor bytes after it)."""
     try:
         length = int(header_length)
@@ -23,15 +25,15 @@ def split_body(raw: bytes, header_length: str) -> tuple[Any, bytes]:
     if not 0 < length <= len(raw):
         raise RequestError(f"{HEADER} must be between 1 and the body's length ({len(raw)} bytes)")
     try:
-        header = json.loads(raw[:length])
+        header = jsonio.loads(memoryview(raw)[:length])
     except (ValueError, UnicodeDecodeError):
         raise RequestError(f"the first {HEADER} bytes of the body are not valid JSON") from None
     if not isinstance(header, dict):
         raise RequestError("request body must be a JSON object")
-    return header, raw[length:]
+    return header, memoryview(raw)[length:]  # no copy of the tensor bytes
 
 
-def decode_inputs(inputs: list[V2Tensor], blob: bytes) -> dict[str, np.ndarray]:
+def decode_inputs(inputs: list[V2Tensor], blob: bytes | memoryview) -> dict[str, np.ndarray]:
     """JSON and binary inputs -> arrays; binary ones take their bytes from ``blob``, in input order."""
     arrays, offset = {}, 0
     for tensor in inputs:
@@ -44,7 +46,7 @@ def decode_inputs(inputs: list[V2Tensor], blob: bytes) -> dict[str, np.ndarray]:
         arrays[tensor.name] = _from_bytes(tensor, blob[offset : offset + size])
         offset += size
     if offset != len(blob):
-        raise RequestError(f"{len(blob) - offset} bytes of binary data are not claimed by any input")
+        raise RequestError("binary data past the inputs' binary_data_size are not claimed by any input")
     return arrays
 
 
@@ -70,7 +72,7 @@ def respond(body: dict[str, Any], blobs: list[bytes]) -> Response:
     """Plain JSON when no output is binary; else the JSON header, the raw tensors, and the header's length."""
     if not blobs:
         return jsonify(body)
-    header = json.dumps(body, separators=(",", ":")).encode()
+    header = jsonio.dumps(body)
     response = Response(b"".join([header, *blobs]), mimetype="application/octet-stream")
     response.headers[HEADER] = str(len(header))
     return response
@@ -89,13 +91,15 @@ def _binary_size(tensor: V2Tensor) -> int | None:
     return size
 
 
-def _from_bytes(tensor: V2Tensor, raw: bytes) -> np.ndarray:
+def _from_bytes(tensor: V2Tensor, raw: bytes | memoryview) -> np.ndarray:
     dtype = tensor_dtype(tensor)
-    expected = int(np.prod(tensor.shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
+    if len(raw) != math.prod(tensor.shape) * dtype.itemsize:  # Python ints: a huge shape cannot wrap to a match
         raise RequestError(
-            f"input {tensor.name!r}: {len(raw)} bytes of binary data do not fill shape {tensor.shape} "
-            f"of {tensor.datatype} ({expected} bytes)"
+            f"input {tensor.name!r}: the binary data do not fill shape "
+            f"(binary_data_size must be the product of its dimensions times the size of {tensor.datatype})"
         )
     # The extension's byte order is little-endian; astype also copies into a writable, native array.
-    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(tensor.shape)
+    array = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
+    if dtype.kind == "b" and array.size and np.frombuffer(raw, dtype=np.uint8).max() > 1:
+        raise RequestError(f"input {tensor.name!r}: BOOL binary data must be bytes 0 or 1")
+    return array.reshape(tensor.shape)

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app, g, request
 
+from function import jsonio
 from function.binary import HEADER as BINARY_HEADER
 from function.errors import ModelNotFound, RequestError, UnsupportedMediaType
 from function.holder import LoadedModel, ModelHolder
@@ -52,9 +53,11 @@ def json_body(allow_untyped: bool = False) -> Any:
         raise UnsupportedMediaType("the binary tensor extension is accepted by the V2 infer endpoint only")
     if request.mimetype != "application/json" and not (allow_untyped and not request.mimetype):
         raise UnsupportedMediaType("Content-Type must be application/json")
-    body = request.get_json(silent=True, force=True)
-    if body is None:
-        raise RequestError("request body is not valid JSON")
+    # Not cached on the request: the parsed lists are freed as soon as the handler has its arrays.
+    try:
+        body = jsonio.loads(request.get_data(cache=False))
+    except ValueError:
+        raise RequestError("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RequestError("request body must be a JSON object")
     return body

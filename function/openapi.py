@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -46,11 +47,20 @@ NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "stri
 VERSION = {"name": "model_version", "in": "path", "required": True, "schema": {"type": "string"}}
 INFER_ERRORS = (400, 404, 413, 415, 503)
 BINARY_EXTENSION = (
-    "JSON tensors, or the binary tensor extension: an `Inference-Header-Content-Length` header gives the length "
-    "of the JSON document that starts the body; inputs with `parameters.binary_data_size` follow it as raw "
-    "little-endian bytes, in input order. Outputs asked for with `parameters.binary_data` (or the request's "
-    "`parameters.binary_data_output`) come back the same way, with the same header on the response."
+    "JSON tensors (`application/json`, each input with `data`), or the binary tensor extension: an "
+    "`Inference-Header-Content-Length` header gives the length of the JSON document that starts the body; inputs "
+    "with `parameters.binary_data_size` instead of `data` follow it as raw little-endian bytes, in input order. "
+    "OpenAPI cannot tie a header to one content type, so the binary form is described here and under "
+    "`x-binary-tensor-extension` rather than as a second request content type. Outputs asked for with "
+    "`parameters.binary_data` (or the request's `parameters.binary_data_output`) come back the same way, with the "
+    "same header on the response."
 )
+BINARY_REQUEST = {
+    "content-type": "application/octet-stream",
+    "required-header": "Inference-Header-Content-Length",
+    # Header tensors may carry parameters.binary_data_size instead of data (V2Tensor; JSON bodies need data).
+    "header-tensor": {"$ref": "#/components/schemas/V2Tensor"},
+}
 
 
 def _events_path() -> dict[str, Any]:
@@ -128,7 +138,7 @@ def build_spec() -> dict[str, Any]:
         paths[f"{base}/ready"] = {"get": _op("V2 model readiness", errors=(404, 503)), "parameters": params}
         infer = _op("V2 inference", body=V2InferRequest, response=V2InferResponse, errors=INFER_ERRORS)
         infer["description"] = BINARY_EXTENSION
-        infer["requestBody"]["content"]["application/octet-stream"] = {"schema": {"type": "string"}}
+        infer["x-binary-tensor-extension"] = BINARY_REQUEST
         infer["responses"]["200"]["content"]["application/octet-stream"] = {"schema": {"type": "string"}}
         paths[f"{base}/infer"] = {"post": infer, "parameters": params}
     paths["/events"] = EVENTS_PATH
@@ -138,12 +148,25 @@ def build_spec() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    _request_tensor(schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "modelfn", "version": server_version()},
         "paths": paths,
         "components": {"schemas": schemas},
     }
+
+
+def _request_tensor(schemas: dict[str, Any]) -> None:
+    """JSON requests: every input carries ``data``, dimensions are >= 0, and BYTES is refused (as the server does)."""
+    tensor = copy.deepcopy(schemas["V2Tensor"])
+    tensor["title"] = "V2RequestTensor"
+    tensor["required"] = [*tensor["required"], "data"]
+    tensor["properties"]["data"] = {"type": "array", "items": {}, "minItems": 0, "title": "Data"}
+    tensor["properties"]["shape"]["items"] = {"type": "integer", "minimum": 0}
+    tensor["properties"]["datatype"]["enum"] = [d for d in tensor["properties"]["datatype"]["enum"] if d != "BYTES"]
+    schemas["V2RequestTensor"] = tensor
+    schemas["V2InferRequest"]["properties"]["inputs"]["items"] = {"$ref": "#/components/schemas/V2RequestTensor"}
 
 
 def init_app(app: Flask) -> None:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from loader.errors import ManifestInvalid, first_problem
 from loader.introspect import framework_for, signature
 from loader.manifest import Framework, Manifest, PostProcessing, Precision, PreProcessing, Provenance, TensorSpec
+from loader.prepost import check_preprocessing
 from loader.publish import file_entry, publish
 from loader.stores import open_store
 
@@ -55,6 +56,7 @@ def build_manifest(
         )
     except ValidationError as exc:
         raise ManifestInvalid(f"invalid manifest: {first_problem(exc, 'manifest')}") from None
+    check_preprocessing(manifest.preprocess, manifest.inputs[0])
     return manifest, sources
 
 

@@ -1,15 +1,12 @@
-"""Request and response bodies (pydantic), shared by the handlers and /openapi.json."""
+"""Request and response bodies (pydantic envelopes), shared by the handlers and /openapi.json."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
 from function.errors import RequestError
-from loader.errors import first_problem
-from loader.signature import V2_TO_NUMPY
 
 V2Datatype = Literal[
     "BOOL",
@@ -28,6 +25,25 @@ V2Datatype = Literal[
 ]
 
 
+def _array(value: Any) -> list[Any]:
+    # The elements are numpy's job (function.tensors): pydantic checks the envelope only, in O(1).
+    if not isinstance(value, list):
+        raise ValueError("Input should be a valid array")
+    return value
+
+
+def _non_empty(value: Any) -> list[Any]:
+    if not _array(value):
+        raise ValueError("List should have at least 1 item")
+    return value
+
+
+JsonArray = Annotated[list[Any], PlainValidator(_array), WithJsonSchema({"type": "array", "items": {}})]
+NonEmptyArray = Annotated[
+    list[Any], PlainValidator(_non_empty), WithJsonSchema({"type": "array", "items": {}, "minItems": 1})
+]
+
+
 class V2Tensor(BaseModel):
     """A tensor: row-major ``data`` (flat or nested), or ``parameters.binary_data_size`` raw bytes after the JSON."""
 
@@ -36,7 +52,7 @@ class V2Tensor(BaseModel):
     shape: list[int] = Field(max_length=16)
     datatype: V2Datatype
     parameters: dict[str, Any] | None = None
-    data: list[Any] | None = None
+    data: JsonArray | None = None
 
 
 class V2RequestedOutput(BaseModel):
@@ -68,7 +84,7 @@ class PredictRequest(BaseModel):
     """``POST /v1/models/{name}:predict``: one item per instance (a list, or a dict by input name)."""
 
     model_config = ConfigDict(extra="forbid")
-    instances: list[Any] = Field(min_length=1)
+    instances: NonEmptyArray
 
 
 class PredictResponse(BaseModel):
@@ -85,44 +101,31 @@ class ErrorBody(BaseModel):
     error: str
 
 
+# Locations in error messages keep only these names (and list indexes): anything else came from the client.
+KNOWN_FIELDS = frozenset(
+    name for model in (V2Tensor, V2RequestedOutput, V2InferRequest, PredictRequest) for name in model.model_fields
+)
+
+
 def parse(model: type[BaseModel], body: Any) -> Any:
-    """Validate a JSON body, turning the first problem into a 400 that names the field only."""
+    """Validate a JSON envelope, turning the first problem into a 400 that echoes no request data."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise RequestError(f"invalid request: {first_problem(exc, 'body')}") from None
+        raise RequestError(f"invalid request: {describe(exc)}") from None
 
 
-def tensor_dtype(tensor: V2Tensor) -> np.dtype:
-    """The numpy dtype of an input tensor whose datatype and shape this server can take."""
-    if tensor.datatype == "BYTES":
-        raise RequestError(f"input {tensor.name!r}: BYTES tensors are not supported by this server")
-    if any(d < 0 for d in tensor.shape):
-        raise RequestError(f"input {tensor.name!r}: shape dimensions must be >= 0")
-    return V2_TO_NUMPY[tensor.datatype]
+def describe(exc: ValidationError) -> str:
+    """``where: what`` for the first error: schema field names and indexes only, never client keys or values."""
+    first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+    where = ".".join(str(p) for p in first["loc"] if isinstance(p, int) or p in KNOWN_FIELDS) or "body"
+    if first["type"] == "extra_forbidden":
+        return f"{where}: unknown field (allowed: {sorted(_fields_at(first['loc']))})"
+    if first["type"] == "missing":
+        return f"{where}: field required"
+    return f"{where}: {first['msg']}"
 
 
-def decode_tensor(tensor: V2Tensor) -> np.ndarray:
-    """JSON tensor -> numpy array of the declared datatype and shape."""
-    dtype = tensor_dtype(tensor)
-    if tensor.data is None:
-        raise RequestError(f"input {tensor.name!r}: no data")
-    try:
-        raw = np.asarray(tensor.data)
-    except ValueError:
-        raise RequestError(f"input {tensor.name!r}: data is ragged; rows must have equal lengths") from None
-    if raw.dtype.kind not in "biuf" or (dtype.kind in "biu" and raw.dtype.kind == "f" and raw.size):
-        raise RequestError(f"input {tensor.name!r}: data is not a (nested) list of {tensor.datatype} values")
-    if raw.size != int(np.prod(tensor.shape, dtype=np.int64)):
-        raise RequestError(f"input {tensor.name!r}: {raw.size} values do not fill shape {tensor.shape}")
-    with np.errstate(over="raise", invalid="raise"):
-        try:
-            array = raw.astype(dtype, casting="unsafe")
-        except FloatingPointError:
-            raise RequestError(f"input {tensor.name!r}: values overflow {tensor.datatype}") from None
-    return array.reshape(tensor.shape)
-
-
-def encode_tensor(name: str, array: np.ndarray, datatype: str) -> dict[str, Any]:
-    """numpy array -> JSON tensor (flat row-major data)."""
-    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": array.ravel().tolist()}
+def _fields_at(loc: tuple[Any, ...]) -> set[str]:
+    """The fields allowed where an unknown one was sent (the envelope models that forbid extras)."""
+    return set(V2Tensor.model_fields) if "inputs" in loc else set(PredictRequest.model_fields)

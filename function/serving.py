@@ -11,24 +11,22 @@ import numpy as np
 
 from function import monitoring
 from function.batching import Batcher, batchable
-from function.binary import decode_inputs, encode_output, wants_binary
+from function.codec import instances_to_arrays, predictions, v2_inputs, v2_outputs
 from function.cpus import runtime_threads
-from function.errors import RequestError
 from function.holder import LoadedModel, Phase
 from function.metrics import Metrics
 from function.schemas import V2InferRequest
 from function.settings import Settings
 from loader.artifacts import LocalArtifact, fetch
 from loader.cache import ArtifactCache
-from loader.errors import InferenceInputError
-from loader.prepost import postprocess, preprocess
 from loader.runtimes import DeviceChoice, Runtime, RuntimeOptions, create_runtime
-from loader.signature import V2_TO_NUMPY, check_inputs, check_names, v2_datatype
+from loader.signature import check_inputs
 from loader.stores import open_store
 from loader.uri import ModelURI
 from loader.warmup import batches_for, warm_up
 
 log = logging.getLogger("modelfn.model")
+__all__ = ["infer_v2", "instances_to_arrays", "loader_for", "predictions", "prune_cache", "run"]
 
 
 def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[[Callable[[Phase], None]], LoadedModel]:
@@ -130,64 +128,11 @@ def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> 
 
 
 def infer_v2(
-    model: LoadedModel, request: V2InferRequest, metrics: Metrics, blob: bytes = b"", binary: bool = False
+    model: LoadedModel, request: V2InferRequest, metrics: Metrics, blob: bytes | memoryview = b"", binary: bool = False
 ) -> tuple[dict[str, Any], list[bytes]]:
     """One Open Inference Protocol request -> (response body, raw output tensors); no pre/post-processing.
 
     ``blob`` holds binary-extension inputs; with ``binary`` the outputs that ask for it come back raw.
     """
-    check_names(model.artifact.manifest.inputs, [t.name for t in request.inputs])
-    outputs = run(model, decode_inputs(request.inputs, blob), metrics)
-    wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
-    if any(n not in outputs for n in wanted):
-        raise RequestError(f"unknown output name(s) requested; the model returns {list(outputs)}")
-    blobs: list[bytes] = []
-    encoded = []
-    for n in wanted:
-        raw_to = blobs if binary and wants_binary(request, n) else None
-        encoded.append(encode_output(n, outputs[n], v2_datatype(outputs[n].dtype), raw_to))
-    body: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": encoded}
-    if request.id is not None:
-        body["id"] = request.id
-    return body, blobs
-
-
-def instances_to_arrays(model: LoadedModel, instances: list[Any]) -> dict[str, np.ndarray]:
-    """``instances`` -> batched input arrays, applying the manifest's pre-processing to the first input."""
-    manifest = model.artifact.manifest
-    specs = manifest.inputs
-    if all(isinstance(i, dict) for i in instances):
-        columns = {s.name: [i.get(s.name) for i in instances] for s in specs}
-        if set().union(*(i.keys() for i in instances)) - columns.keys():
-            raise InferenceInputError(f"unknown input name(s); the model takes {[s.name for s in specs]}")
-    elif len(specs) == 1:
-        columns = {specs[0].name: instances}
-    else:
-        raise InferenceInputError(
-            f"this model takes {len(specs)} inputs: send each instance as an object keyed by input name"
-        )
-    arrays = {}
-    for spec in specs:
-        values = columns[spec.name]
-        if any(v is None for v in values):
-            raise InferenceInputError(f"every instance needs input {spec.name!r}")
-        arrays[spec.name] = _as_array(spec.name, values, V2_TO_NUMPY[spec.datatype])
-    first = specs[0].name
-    arrays[first] = preprocess(arrays[first], manifest.preprocess)
-    return arrays
-
-
-def _as_array(name: str, values: list[Any], dtype: np.dtype) -> np.ndarray:
-    try:
-        raw = np.asarray(values)
-    except ValueError:
-        raise InferenceInputError(f"input {name!r}: instances must all have the same shape") from None
-    if raw.dtype.kind not in "biuf":
-        raise InferenceInputError(f"input {name!r}: instances must be numbers or nested lists of numbers")
-    return raw.astype(dtype)
-
-
-def predictions(model: LoadedModel, outputs: dict[str, np.ndarray]) -> list[Any]:
-    """The first output, post-processed into one prediction per instance."""
-    manifest = model.artifact.manifest
-    return postprocess(outputs[manifest.outputs[0].name], manifest.postprocess)
+    outputs = run(model, v2_inputs(model, request, blob), metrics)
+    return v2_outputs(model, request, outputs, binary)

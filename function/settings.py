@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Most seconds one storage read spends retrying (plus one request's timeout)"
     )
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest accepted request body")
+    body_drain_bytes: int = Field(
+        128 * 1024 * 1024, ge=0, description="Bytes of an oversized body read and dropped so the client reads the 413"
+    )
+    max_inflight_body_bytes: int | None = Field(
+        None, gt=0, description="Large-body bytes decoded at once per process (others wait); unset: MAX_BODY_BYTES"
+    )
 
     port: int = Field(8080, gt=0, lt=65536, description="Port Gunicorn binds on 0.0.0.0")
     workers: int = Field(1, gt=0, description="Gunicorn workers: must be 1 (one model copy per container)")

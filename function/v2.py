@@ -13,6 +13,8 @@ from function.schemas import V2InferRequest, parse
 from function.serving import infer_v2
 from loader.manifest import Framework
 
+# The Open Inference Protocol's name for the binary tensor extension (as Triton and MLServer report it).
+EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = {
     Framework.ONNX: "onnxruntime_onnx",
     Framework.TORCHSCRIPT: "pytorch_libtorch",
@@ -60,11 +62,13 @@ def model_ready(name: str, model_version: str | None = None) -> Response:
 def infer(name: str, model_version: str | None = None) -> Response:
     """Run one inference request: JSON tensors, or the binary tensor extension (as tritonclient sends by default)."""
     header_length = request.headers.get(binary.HEADER)
+    blob: bytes | memoryview
     if header_length is None:
         document, blob = json_body(allow_untyped=True), b""
     else:
-        document, blob = binary.split_body(request.get_data(), header_length)
+        document, blob = binary.split_body(request.get_data(cache=False), header_length)
     infer_request = parse(V2InferRequest, document)
+    del document  # the request model holds what is still needed
     body, blobs = infer_v2(model_for(name, model_version), infer_request, context().metrics, blob, binary=True)
     return binary.respond(body, blobs)
 
@@ -74,7 +78,7 @@ def init_app(app: Flask) -> None:
 
     @app.get("/v2")
     def server_metadata() -> Response:
-        return jsonify({"name": "modelfn", "version": server_version(), "extensions": []})
+        return jsonify({"name": "modelfn", "version": server_version(), "extensions": EXTENSIONS})
 
     for suffix, endpoint in (("", "model"), ("/versions/<model_version>", "model_version")):
         base = f"/v2/models/<name>{suffix}"

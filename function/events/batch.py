@@ -18,6 +18,7 @@ from function.events.scope import Scope
 from function.events.spool import spooled_output, sweep
 from function.events.stores import StoreCache
 from function.holder import LoadedModel
+from function.jsonio import dumps_line
 from loader.errors import (
     ArtifactNotFound,
     InferenceInputError,
@@ -179,10 +180,4 @@ def _metadata(event: ObjectCreated, model: LoadedModel) -> dict[str, Any]:
 
 
 def _dumps(record: Any) -> str:
-    return json.dumps(record, separators=(",", ":"), default=_default) + "\n"
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return dumps_line(record)  # strict JSON: numpy in C, non-finite floats as null (as the HTTP bodies)
