@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from function.jobs.cli import register as register_batch
 from loader.errors import ModelfnError
 
 EXIT_USAGE = 2
@@ -242,6 +243,7 @@ def _register_deploy() -> None:
 
 
 _register_deploy()
+register_batch(main)
 
 if __name__ == "__main__":
     main()
