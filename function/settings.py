@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     batch_ecs_subnets: str | None = Field(None, description="Comma-separated subnets for batch tasks (awsvpc)")
     batch_ecs_security_groups: str | None = Field(None, description="Comma-separated security groups for batch tasks")
     batch_container_name: str = Field("modelfn", description="Container in the job/task definition to override")
+    batch_image: str | None = Field(None, description="Image of the Container Apps job (its start override names it)")
+    batch_api_endpoint: str | None = Field(
+        None, description="Job API endpoint override (a private endpoint or a local stand-in; GCP calls go anonymous)"
+    )
     batch_azure_subscription_id: str | None = Field(None, description="Subscription of the Container Apps job")
     batch_azure_resource_group: str | None = Field(None, description="Resource group of the Container Apps job")
     cloud_run_task_index: int | None = Field(None, ge=0, description="Set by Cloud Run Jobs: this task's shard")
