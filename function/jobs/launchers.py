@@ -84,7 +84,7 @@ def ecs(settings: Settings, request: JobRequest) -> str:
     network = {
         "subnets": _split(settings.batch_ecs_subnets),
         "securityGroups": _split(settings.batch_ecs_security_groups),
-        "assignPublicIp": "DISABLED",
+        "assignPublicIp": "ENABLED" if settings.batch_ecs_public_ip else "DISABLED",
     }
     arns, container = [], settings.batch_container_name
     for shard in range(request.tasks):

@@ -21,7 +21,7 @@ locals {
     EVENTS_INPUT_URI  = "gs://${local.bucket}/${var.events.input_prefix}"
     EVENTS_OUTPUT_URI = "gs://${local.bucket}/${var.events.output_prefix}"
   }
-  env = merge(local.default_env, var.env, { MODEL_URI = var.model_uri }, local.events_env)
+  env = merge(local.default_env, var.env, { MODEL_URI = var.model_uri }, local.events_env, local.batch_env)
 
   limits = merge(
     { cpu = tostring(var.cpu), memory = "${var.memory_mib}Mi" },

@@ -42,3 +42,13 @@ output "events_dead_letter_queue_url" {
   description = "SQS queue holding events that could not be delivered (null without events)."
   value       = one(aws_sqs_queue.events_dlq[*].id)
 }
+
+output "batch_task_definition" {
+  description = "ARN of the batch task definition (null when batch_jobs is off)."
+  value       = local.batch_on ? aws_ecs_task_definition.batch[0].arn : null
+}
+
+output "batch_identity" {
+  description = "ARN of the role batch tasks run as (null when batch_jobs is off)."
+  value       = local.batch_on ? aws_iam_role.batch[0].arn : null
+}
