@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -34,8 +33,7 @@ def _median(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def _write_input(path: Path, records: int) -> np.ndarray:
-    rng = random.Random(7)
-    rows = np.array([[round(rng.uniform(0, 8), 1) for _ in range(4)] for _ in range(records)], dtype=np.float32)
+    rows = np.round(np.random.default_rng(7).uniform(0, 8, size=(records, 4)), 1).astype(np.float32)
     with path.open("w") as handle:
         handle.writelines(json.dumps([float(v) for v in row]) + "\n" for row in rows)
     return rows
@@ -118,14 +116,15 @@ def main() -> None:
         report(n, path.stat().st_size, raw, inline, shard, local)
 
 
-def report(n: int, size: int, raw: float, inline: float, shard: float, local: dict[int, float]) -> None:
+def report(n: int, size: int, raw_s: float, inline_s: float, shard: float, local: dict[int, float]) -> None:
     """A table of records/s and ratios, then the 10 GB plan."""
-    rate = {"raw runtime.predict": n / raw, "inline (/events path)": n / inline, "one shard (run_shard)": n / shard}
+    rate = {"raw runtime.predict": n / raw_s, "inline (/events path)": n / inline_s, "one shard (run_shard)": n / shard}
     rate.update({f"--local {k} (processes)": n / s for k, s in local.items()})
     print(f"{n} records, {size / 1e6:.1f} MB JSONL, batch size 256\n")
     print("| path | records/s | vs inline | vs raw runtime |\n|---|---:|---:|---:|")
+    inline, raw = rate["inline (/events path)"], rate["raw runtime.predict"]
     for name, value in rate.items():
-        print(f"| {name} | {value:,.0f} | {value / rate['inline (/events path)']:.2f}x | {value / rate['raw runtime.predict']:.3f}x |")
+        print(f"| {name} | {value:,.0f} | {value / inline:.2f}x | {value / raw:.3f}x |")
     print(f"\nscaling --local 1 -> 2 -> 4: {local[1] / local[2]:.2f}x, {local[1] / local[4]:.2f}x")
     per_task = size / shard  # bytes/s of one task on one of these cores
     print(f"\none shard: {per_task / 1e6:.2f} MB/s per task; a 10 GB JSONL ({TEN_GB / size * n / 1e6:.0f}M records):")

@@ -39,14 +39,19 @@ class Input:
     infos: dict[str, Any] = field(default_factory=dict)
 
 
-def open_input(uri: str, options: dict[str, str | None]) -> Input:
-    """An object URI (known suffix) or a prefix URI."""
+def open_input(uri: str, options: dict[str, str | None], output_uri: str = "") -> Input:
+    """An object URI (known suffix) or a prefix URI (never reading back this job's own outputs)."""
     location = parse_store_uri(uri)
     try:
         input_format(location.prefix)
     except InferenceInputError:
         store = open_store(location, options)
-        keys = sorted(k for k in store.list_keys("") if _supported(k) and not k.split("/")[-1].startswith("_"))
+        own = parse_store_uri(output_uri).uri.rstrip("/") + "/" if output_uri else None
+        keys = sorted(
+            k
+            for k in store.list_keys("")
+            if _supported(k) and not (own and f"{store.location.uri}/{k}".startswith(own))
+        )
         return Input(store, keys, prefix=True)
     parent, _, key = location.prefix.rpartition("/")
     if location.scheme == "file":
@@ -60,7 +65,7 @@ def run_shard(settings: Settings, input_uri: str, output_uri: str, shard: Shard)
     board = StatusBoard(open_store(output_uri, options), shard, settings.batch_progress_seconds)
     board.start()
     try:
-        source = open_input(input_uri, options)
+        source = open_input(input_uri, options, output_uri)
         model = _load(settings)
         result = _process(settings, source, model, shard, board)
     except PERMANENT as exc:

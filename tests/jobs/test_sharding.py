@@ -149,6 +149,14 @@ def test_a_prefix_input_shards_every_object(tmp_path, job_settings, inline):
     assert [s["key"] for s in success["sources"]] == ["a.npy", "b.jsonl"] and success["records"] == 24
 
 
+def test_a_prefix_input_never_reads_its_own_outputs(tmp_path, job_settings):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "b.jsonl").write_bytes(jsonl_bytes())
+    first = run_all(job_settings(), (tmp_path / "in").as_uri(), tmp_path / "in" / "out", 2)
+    again = run_all(job_settings(), (tmp_path / "in").as_uri(), tmp_path / "in" / "out", 2)  # parts now exist
+    assert first == again and {r["object"] for r in again} == {"b.jsonl"}
+
+
 def test_success_manifest_only_when_all_parts_exist(tmp_path, job_settings):
     from function.jobs.runner import run_shard
 
