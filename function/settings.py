@@ -87,7 +87,6 @@ class Settings(BaseSettings):
     batch_ecs_security_groups: str | None = Field(None, description="Comma-separated security groups for batch tasks")
     batch_ecs_public_ip: bool = Field(False, description="Give batch tasks public IPs (public subnets without NAT)")
     batch_container_name: str = Field("modelfn", description="Container in the job/task definition to override")
-    batch_image: str | None = Field(None, description="Image of the Container Apps job (its start override names it)")
     batch_api_endpoint: str | None = Field(
         None, description="Job API endpoint override (a private endpoint or a local stand-in; GCP calls go anonymous)"
     )

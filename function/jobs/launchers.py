@@ -111,45 +111,61 @@ def ecs(settings: Settings, request: JobRequest) -> str:
 
 
 def container_apps(settings: Settings, request: JobRequest, credential: Any = None) -> str:
-    """Container Apps ``jobs.start``, one execution per shard (replicas get no index)."""
+    """Container Apps ``jobs.start``, one execution per shard (replicas get no index).
+
+    A start template replaces the job's containers, so it is the job's own template (read first)
+    with only the arguments of the batch container changed.
+    """
     try:
         from azure.core.exceptions import AzureError, HttpResponseError
         from azure.mgmt.appcontainers import ContainerAppsAPIClient
-        from azure.mgmt.appcontainers.models import JobExecutionContainer, JobExecutionTemplate
     except ImportError:
         raise StoreConfigError(
-            "BATCH_LAUNCHER=container-apps needs azure-mgmt-appcontainers: pip install 'modelfn[jobs-azure]'"
+            "container-apps jobs need azure-mgmt-appcontainers: pip install 'modelfn[jobs-azure]'"
         ) from None
-    if not (settings.batch_azure_subscription_id and settings.batch_azure_resource_group):
+    group, job = settings.batch_azure_resource_group, str(settings.batch_job_name)
+    if not (settings.batch_azure_subscription_id and group):
         raise StoreConfigError("container-apps jobs need BATCH_AZURE_SUBSCRIPTION_ID and BATCH_AZURE_RESOURCE_GROUP")
     if credential is None:
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
-    subscription = settings.batch_azure_subscription_id
-    client = ContainerAppsAPIClient(credential, subscription, base_url=settings.batch_api_endpoint)
+    endpoint = settings.batch_api_endpoint
+    client = ContainerAppsAPIClient(credential, settings.batch_azure_subscription_id, base_url=endpoint)
     # A plain-HTTP stand-in endpoint (tests, a local proxy) cannot carry a bearer token otherwise.
-    plain_http = (settings.batch_api_endpoint or "").startswith("http://")
-    plain: dict[str, Any] = {"enforce_https": False} if plain_http else {}
+    plain: dict[str, Any] = {"enforce_https": False} if (endpoint or "").startswith("http://") else {}
     names = []
-    for shard in range(request.tasks):
-        container = JobExecutionContainer(
-            name=settings.batch_container_name, image=settings.batch_image, args=request.args(shard)
-        )
-        try:
-            poller = client.jobs.begin_start(
-                settings.batch_azure_resource_group,
-                str(settings.batch_job_name),
-                template=JobExecutionTemplate(containers=[container]),
-                polling=False,  # the execution runs for as long as it needs; nobody waits here
-                **plain,
-            )
-        except HttpResponseError as exc:
-            raise _refused("Container Apps", exc.status_code, exc.reason or "") from None
-        except AzureError as exc:
-            raise StoreUnavailable(f"Container Apps unreachable: {type(exc).__name__}") from None
-        names.append(str(poller.result().get("name", "")))
+    try:
+        found: Any = client.jobs.get(group, job, **plain)
+        containers = found.properties.template.containers if found.properties and found.properties.template else []
+        for shard in range(request.tasks):
+            template = _execution_template(containers, settings.batch_container_name, request.args(shard))
+            # polling=False: the execution runs for as long as it needs; nobody waits here.
+            poller = client.jobs.begin_start(group, job, template=template, polling=False, **plain)
+            names.append(str(poller.result().get("name", "")))
+    except HttpResponseError as exc:
+        raise _refused("Container Apps", exc.status_code, exc.reason or "") from None
+    except AzureError as exc:
+        raise StoreUnavailable(f"Container Apps unreachable: {type(exc).__name__}") from None
     return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} executions)"
+
+
+def _execution_template(containers: list[Any], target: str, args: list[str]) -> Any:
+    """The job's containers as a start template, with ``args`` on the ``target`` container."""
+    from azure.mgmt.appcontainers.models import JobExecutionContainer, JobExecutionTemplate
+
+    if target not in [c.name for c in containers]:
+        raise StoreConfigError(f"the Container Apps job has no container named {target!r} (BATCH_CONTAINER_NAME)")
+    fields = ("name", "image", "command", "env", "resources")
+    return JobExecutionTemplate(
+        containers=[
+            JobExecutionContainer(
+                **{f: getattr(c, f) for f in fields if getattr(c, f) is not None},
+                args=args if c.name == target else c.args,
+            )
+            for c in containers
+        ]
+    )
 
 
 def _refused(engine: str, code: Any, message: str) -> Exception:

@@ -18,6 +18,18 @@ class Captured:
     body: Any
 
 
+# The Container Apps job's containers the stand-in reports (what terraform's azurerm_container_app_job makes).
+JOB_CONTAINERS = [
+    {
+        "name": "modelfn",
+        "image": "registry.example/modelfn:1",
+        "command": ["python", "-m", "function.cli", "batch", "run"],
+        "env": [{"name": "MODEL_URI", "value": "az://models/iris@prod"}],
+        "resources": {"cpu": 2.0, "memory": "4Gi"},
+    }
+]
+
+
 class StandIn(ThreadingHTTPServer):
     """Answers Cloud Run ``jobs:run``, ECS ``RunTask`` and Container Apps ``jobs/start`` requests."""
 
@@ -45,6 +57,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
+
+    def do_GET(self) -> None:
+        """Container Apps ``jobs.get``: the job's template, as ARM returns it."""
+        with self.server.lock:
+            self.server.requests.append(Captured("GET", self.path, dict(self.headers), None))
+        if "/providers/Microsoft.App/jobs/" not in self.path:
+            self._send(404, {"error": "unknown route"})
+            return
+        self._send(
+            200,
+            {
+                "id": self.path.split("?")[0],
+                "name": self.path.split("?")[0].rsplit("/", 1)[-1],
+                "location": "westeurope",
+                "properties": {"template": {"containers": JOB_CONTAINERS}},
+            },
+        )
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

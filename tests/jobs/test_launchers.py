@@ -13,7 +13,7 @@ import pytest
 
 from function.jobs.launchers import JobRequest, cloud_run, container_apps, ecs
 from loader.errors import StoreConfigError, StoreUnavailable
-from tests.jobs.standin import StandIn
+from tests.jobs.standin import JOB_CONTAINERS, StandIn
 
 REQUEST = JobRequest("s3://in/inputs/big.jsonl", "s3://in/outputs/big", 3)
 
@@ -26,7 +26,7 @@ def standin():
 
 
 def launch_settings(make_settings, standin, **values):
-    return make_settings(batch_api_endpoint=standin.url, batch_container_name="modelfn", **values)
+    return make_settings(**{"batch_api_endpoint": standin.url, "batch_container_name": "modelfn", **values})
 
 
 def test_cloud_run_jobs_run_carries_overrides_and_task_count(make_settings, standin):
@@ -138,11 +138,12 @@ def test_container_apps_jobs_start_one_execution_per_shard(make_settings, standi
         batch_job_name="modelfn-batch",
         batch_azure_subscription_id="00000000-0000-0000-0000-000000000001",
         batch_azure_resource_group="rg-ml",
-        batch_image="registry.example/modelfn:1",
     )
-    assert container_apps(settings, REQUEST, FakeCredential()).startswith("job-exec-1")
-    assert len(standin.requests) == 3
-    for shard, req in enumerate(standin.requests):
+    assert container_apps(settings, REQUEST, FakeCredential()).startswith("job-exec-2")
+    get, *starts = standin.requests
+    assert get.method == "GET" and urlsplit(get.path).path.endswith("/providers/Microsoft.App/jobs/modelfn-batch")
+    assert len(starts) == 3
+    for shard, req in enumerate(starts):
         url = urlsplit(req.path)
         assert url.path == (
             "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-ml"
@@ -153,7 +154,23 @@ def test_container_apps_jobs_start_one_execution_per_shard(make_settings, standi
         assert set(req.body) <= TEMPLATE_FIELDS
         [container] = req.body["containers"]
         assert set(container) <= CONTAINER_FIELDS
-        assert container == {"name": "modelfn", "image": "registry.example/modelfn:1", "args": REQUEST.args(shard)}
+        # The job's own container (a start template replaces it), with only the arguments changed.
+        assert container == {**JOB_CONTAINERS[0], "args": REQUEST.args(shard)}
+
+
+def test_container_apps_refuses_a_job_without_the_batch_container(make_settings, standin):
+    settings = launch_settings(
+        make_settings,
+        standin,
+        batch_launcher="container-apps",
+        batch_job_name="modelfn-batch",
+        batch_container_name="other",
+        batch_azure_subscription_id="s",
+        batch_azure_resource_group="rg",
+    )
+    with pytest.raises(StoreConfigError, match="no container named 'other'"):
+        container_apps(settings, REQUEST, FakeCredential())
+    assert [r.method for r in standin.requests] == ["GET"]  # nothing started
 
 
 def test_a_launcher_needs_its_job_name(make_settings):

@@ -1,6 +1,6 @@
 # Batch inference at any size: a manually triggered Container Apps job running the same image's
 # `modelfn batch run`, started by the service (POST /events) with jobs.start, one execution per
-# shard (`--shard I/N` in the template override; replicas get no index). Off unless var.batch_jobs is set.
+# shard (the job's own template with `--shard I/N` arguments; replicas get no index). Off unless var.batch_jobs is set.
 
 data "azurerm_client_config" "batch" {
   count = local.batch_on ? 1 : 0
@@ -14,7 +14,6 @@ locals {
     BATCH_JOB_NAME              = local.batch_job
     BATCH_AZURE_SUBSCRIPTION_ID = data.azurerm_client_config.batch[0].subscription_id
     BATCH_AZURE_RESOURCE_GROUP  = var.resource_group_name
-    BATCH_IMAGE                 = var.image
     BATCH_CONTAINER_NAME        = "modelfn"
     BATCH_INLINE_MAX_BYTES      = tostring(var.batch_jobs.inline_max_mib * 1048576)
     BATCH_TASK_TARGET_BYTES     = tostring(var.batch_jobs.task_target_mib * 1048576)

@@ -62,7 +62,6 @@ run "one_variable_turns_it_on" {
       BATCH_JOB_NAME              = "iris-batch"
       BATCH_AZURE_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000001"
       BATCH_AZURE_RESOURCE_GROUP  = "rg"
-      BATCH_IMAGE                 = var.image
       BATCH_CONTAINER_NAME        = "modelfn"
       BATCH_INLINE_MAX_BYTES      = "268435456"
       BATCH_TASK_TARGET_BYTES     = "268435456"
