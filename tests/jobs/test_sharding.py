@@ -180,3 +180,43 @@ def test_shard_syntax(text, ok):
     else:
         with pytest.raises(ValueError):
             parse_shard(text)
+
+
+def test_parts_from_different_source_versions_never_make_a_success(tmp_path, job_settings):
+    import os
+
+    from function.jobs.runner import run_shard
+    from function.jobs.status import read_statuses, summary
+    from loader.stores import open_store
+
+    source, out = tmp_path / "in.jsonl", tmp_path / "out"
+    source.write_bytes(jsonl_bytes())
+    run_shard(job_settings(), source.as_uri(), out.as_uri(), Shard(0, 2))
+    source.write_bytes(jsonl_bytes())  # replaced between shards: a new version (mtime)
+    os.utime(source, ns=(1, 1))
+    run_shard(job_settings(), source.as_uri(), out.as_uri(), Shard(1, 2))
+    assert not (out / "_SUCCESS").exists()
+    run_shard(job_settings(), source.as_uri(), out.as_uri(), Shard(0, 2))  # rerun the stale part
+    assert json.loads((out / "_SUCCESS").read_text())["sources"][0]["version"] == "1"
+    assert summary(read_statuses(open_store(out.as_uri())))["done"] == 2
+
+
+def test_parquet_columns_named_after_a_multi_input_models_inputs(tmp_path, make_settings, store_dir):
+    from tests.models import publish_model, two_input_onnx
+
+    publish_model(store_dir.as_uri(), two_input_onnx(tmp_path / "two.onnx"), name="two")
+    a, b = [[1.0, 2.0], [0.5, 0.5], [3.0, -1.0]], [[1.0, 1.0], [2.0, 4.0], [1.0, 1.0]]
+    table = pa.table({"b": b, "count": [1, 2, 3], "a": a, "note": ["x", "y", "z"]})  # any column order
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=1)
+    settings = make_settings(model_uri=f"{store_dir.as_uri()}/two", events_batch_size=2)
+    got = run_all(settings, (tmp_path / "in.parquet").as_uri(), tmp_path / "out", 2)
+    assert [r["row"] for r in got] == [0, 1, 2]
+    assert [r["prediction"] for r in got] == pytest.approx([3.0, 3.0, 2.0])  # dot(a, b) per row
+    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+    from function.jobs.runner import run_shard
+    from loader.errors import InferenceInputError
+
+    with pytest.raises(InferenceInputError, match="name a column after each"):
+        run_shard(settings, (tmp_path / "bad.csv").as_uri(), (tmp_path / "o2").as_uri(), Shard(0, 1))
+    report = json.loads((tmp_path / "o2" / f"{Shard(0, 1).name}.error.json").read_text())
+    assert report["permanent"] and "name a column" in report["error"]
