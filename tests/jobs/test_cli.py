@@ -117,3 +117,23 @@ def test_a_killed_shard_rerun_writes_identical_output(tmp_path, cli_env):
     assert rerun.returncode == 0, rerun.stderr
     assert (out / part).read_bytes() == (tmp_path / "clean" / part).read_bytes()
     assert json.loads(status.read_text())["state"] == "done"
+
+
+def test_watching_a_running_job_follows_it_to_the_end(tmp_path, cli_env):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"[5.1, 3.5, 1.4, 0.2]\n" * 150_000)  # long enough to be watched running
+    out = tmp_path / "out"
+    args = ["batch", "run", "--input", source.as_uri(), "--output", out.as_uri(), "--local", "2"]
+    job = subprocess.Popen([sys.executable, "-m", "function.cli", *args], env=cli_env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "_status").is_dir() or not list((out / "_status").iterdir()):
+            assert job.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        watched = modelfn(cli_env, "batch", "status", out.as_uri(), "--watch", "--interval", "0.05", "--json")
+    finally:
+        job.wait(120)
+    assert job.returncode == 0
+    assert watched.returncode == 0, watched.stderr
+    assert json.loads(watched.stdout)["done"] == 2 and json.loads(watched.stdout)["records"] == 150_000
+    assert "2/2" in watched.stderr and "0/2" in watched.stderr.replace("\r", "\n")  # the bar moved while watching
