@@ -20,6 +20,7 @@ from function.exit_codes import (
     EXIT_USAGE,
     exit_code_for,
 )
+from function.jobs.cli import register as register_batch
 from loader import errors as le
 
 __all__ = [
@@ -337,6 +338,7 @@ def _register_deploy() -> None:
 
 
 _register_deploy()
+register_batch(main)
 
 if __name__ == "__main__":
     main()

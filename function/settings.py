@@ -111,6 +111,36 @@ class Settings(BaseSettings):
     )
     events_batch_size: int = Field(256, gt=0, le=65536, description="Instances per predict() call in batch jobs")
     model_poll_seconds: float = Field(0.0, ge=0, description="Poll the model alias this often (0: never)")
+    batch_output_format: str = Field(
+        "jsonl", pattern="^(jsonl|parquet)$", description="Batch job part files: jsonl | parquet"
+    )
+    batch_progress_seconds: float = Field(5.0, gt=0, description="How often a batch shard records its progress")
+    batch_launcher: str = Field(
+        "none",
+        pattern="^(none|cloud-run|ecs|container-apps)$",
+        description="Job engine for inputs over BATCH_INLINE_MAX_BYTES: none | cloud-run | ecs | container-apps",
+    )
+    batch_inline_max_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="Larger event inputs start a batch job instead of running inline"
+    )
+    batch_task_target_bytes: int = Field(256 * 1024 * 1024, gt=0, description="Input bytes per batch job task")
+    batch_max_tasks: int = Field(100, gt=0, le=10000, description="Most tasks one batch job execution gets")
+    batch_job_name: str | None = Field(
+        None,
+        description="Job to start: Cloud Run projects/P/locations/R/jobs/J, ECS task definition, Container Apps job",
+    )
+    batch_ecs_cluster: str | None = Field(None, description="ECS cluster that runs batch tasks")
+    batch_ecs_subnets: str | None = Field(None, description="Comma-separated subnets for batch tasks (awsvpc)")
+    batch_ecs_security_groups: str | None = Field(None, description="Comma-separated security groups for batch tasks")
+    batch_ecs_public_ip: bool = Field(False, description="Give batch tasks public IPs (public subnets without NAT)")
+    batch_container_name: str = Field("modelfn", description="Container in the job/task definition to override")
+    batch_api_endpoint: str | None = Field(
+        None, description="Job API endpoint override (a private endpoint or a local stand-in; GCP calls go anonymous)"
+    )
+    batch_azure_subscription_id: str | None = Field(None, description="Subscription of the Container Apps job")
+    batch_azure_resource_group: str | None = Field(None, description="Resource group of the Container Apps job")
+    cloud_run_task_index: int | None = Field(None, ge=0, description="Set by Cloud Run Jobs: this task's shard")
+    cloud_run_task_count: int | None = Field(None, gt=0, description="Set by Cloud Run Jobs: the number of shards")
 
     protected_aliases: str = Field(
         "", description="Comma-separated aliases publish/promote point only at versions whose gates passed"

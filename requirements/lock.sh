@@ -13,7 +13,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 BASE="${MODELFN_BASE_IMAGE:-modelfn-base:bookworm}"
 TORCH_WHEEL="${TORCH_WHEEL:-/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl}"
-EXTRAS="s3,gcs,azure"
+EXTRAS="s3,gcs,azure,batch,jobs-gcp,jobs-azure"
 
 docker run --rm -e EXTRAS="$EXTRAS" -v "$root:/src:ro" -v "$TORCH_WHEEL:/wh/$(basename "$TORCH_WHEEL"):ro" \
   -v "$root/requirements:/out" "$BASE" sh -euc '

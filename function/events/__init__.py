@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from function.context import Context
-from function.events.batch import BatchRunner
+from function.events.dispatch import DispatchingRunner
 from function.events.routes import Events, handshake, receive
 from function.events.scope import Scope
 from function.events.spool import sweep
@@ -20,7 +20,7 @@ def init_app(app: Flask) -> None:
     ctx: Context = app.extensions["modelfn"]
     scope = Scope.from_settings(ctx.settings, ctx.uri)
     updater = ModelUpdater(ctx)
-    runner = BatchRunner(ctx, scope, StoreCache(ctx.settings.store_options()))
+    runner = DispatchingRunner(ctx, scope, StoreCache(ctx.settings.store_options()))
     app.extensions["modelfn.events"] = Events(scope, runner, updater)
     app.add_url_rule("/events", "events", receive, methods=["POST"], provide_automatic_options=False)
     app.add_url_rule("/events", "events_handshake", handshake, methods=["OPTIONS"], provide_automatic_options=False)

@@ -34,7 +34,7 @@ locals {
     # Cloud Run's IAM lets only the trigger's service account invoke it.
     EVENTS_AUTH = "platform"
   }
-  env = merge(local.default_env, var.env, local.serving_env, { MODEL_URI = var.model_uri }, local.events_env)
+  env = merge(local.default_env, var.env, local.serving_env, { MODEL_URI = var.model_uri }, local.events_env, local.batch_env)
 
   limits = merge(
     { cpu = tostring(var.cpu), memory = "${var.memory_mib}Mi" },

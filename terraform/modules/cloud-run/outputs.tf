@@ -27,3 +27,13 @@ output "env" {
   description = "Plain environment variables set on the container (secrets excluded)."
   value       = local.env
 }
+
+output "batch_job" {
+  description = "Full name of the batch Cloud Run job (null when batch_jobs is off)."
+  value       = local.batch_on ? "projects/${var.project_id}/locations/${var.region}/jobs/${google_cloud_run_v2_job.batch[0].name}" : null
+}
+
+output "batch_identity" {
+  description = "Email of the service account batch tasks run as (null when batch_jobs is off)."
+  value       = local.batch_on ? google_service_account.batch[0].email : null
+}

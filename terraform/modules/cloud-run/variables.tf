@@ -251,3 +251,32 @@ variable "deletion_protection" {
   description = "Refuse `terraform destroy` of the Cloud Run service."
   default     = false
 }
+
+variable "batch_jobs" {
+  type = object({
+    inline_max_mib       = optional(number, 256)
+    task_target_mib      = optional(number, 256)
+    max_tasks            = optional(number, 100)
+    parallelism          = optional(number, 0)
+    cpu                  = optional(number, 2)
+    memory_mib           = optional(number, 2048)
+    task_timeout_seconds = optional(number, 3600)
+    max_retries          = optional(number, 3)
+    output_format        = optional(string, "jsonl")
+  })
+  description = "Sharded batch jobs for event inputs over inline_max_mib (a Cloud Run job; needs events). null: off."
+  default     = null
+
+  validation {
+    condition     = var.batch_jobs == null || var.events != null
+    error_message = "batch_jobs needs events (the job reads the input prefix and writes the output prefix)."
+  }
+  validation {
+    condition     = var.batch_jobs == null || try(contains(["jsonl", "parquet"], var.batch_jobs.output_format), false)
+    error_message = "batch_jobs.output_format must be jsonl or parquet."
+  }
+  validation {
+    condition     = var.batch_jobs == null || try(var.batch_jobs.max_tasks >= 1 && var.batch_jobs.max_tasks <= 10000, false)
+    error_message = "batch_jobs.max_tasks must be between 1 and 10000 (Cloud Run's task limit)."
+  }
+}

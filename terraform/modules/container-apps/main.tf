@@ -41,7 +41,7 @@ locals {
     PORT                      = "8080"
     AZURE_STORAGE_ACCOUNT_URL = local.account_url
     AZURE_CLIENT_ID           = azurerm_user_assigned_identity.this.client_id # DefaultAzureCredential picks this identity
-  }, local.events_env)
+  }, local.events_env, local.batch_env)
 
   # Container Apps secret names: lowercase alphanumerics and '-'.
   kv_secrets = { for k, v in var.secrets : k => { name = lower(replace(k, "_", "-")), id = v } }

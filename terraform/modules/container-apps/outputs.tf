@@ -32,3 +32,13 @@ output "env" {
   description = "Plain environment variables set on the container (secrets excluded)."
   value       = local.env
 }
+
+output "batch_job" {
+  description = "Name of the batch Container Apps job (null when batch_jobs is off)."
+  value       = local.batch_on ? azurerm_container_app_job.batch[0].name : null
+}
+
+output "batch_identity" {
+  description = "Principal id of the identity batch executions run as (null when batch_jobs is off)."
+  value       = local.batch_on ? azurerm_user_assigned_identity.batch[0].principal_id : null
+}

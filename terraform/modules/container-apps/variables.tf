@@ -255,3 +255,30 @@ variable "endpoint_wait_seconds" {
     error_message = "endpoint_wait_seconds must be between 0 and 3600."
   }
 }
+
+variable "batch_jobs" {
+  type = object({
+    inline_max_mib       = optional(number, 256)
+    task_target_mib      = optional(number, 256)
+    max_tasks            = optional(number, 100)
+    cpu                  = optional(number, 2)
+    task_timeout_seconds = optional(number, 3600)
+    max_retries          = optional(number, 3)
+    output_format        = optional(string, "jsonl")
+  })
+  description = "Sharded batch jobs for event inputs over inline_max_mib (a Container Apps job; needs events). null: off."
+  default     = null
+
+  validation {
+    condition     = var.batch_jobs == null || var.events != null
+    error_message = "batch_jobs needs events (the job reads the input prefix and writes the output prefix)."
+  }
+  validation {
+    condition     = var.batch_jobs == null || try(contains(["jsonl", "parquet"], var.batch_jobs.output_format), false)
+    error_message = "batch_jobs.output_format must be jsonl or parquet."
+  }
+  validation {
+    condition     = var.batch_jobs == null || try(contains([0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4], var.batch_jobs.cpu), false)
+    error_message = "batch_jobs.cpu must be 0.5 to 4 in steps of 0.5 (memory is 2 GiB per vCPU on Consumption)."
+  }
+}

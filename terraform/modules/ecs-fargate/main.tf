@@ -33,7 +33,7 @@ locals {
     MODEL_URI  = var.model_uri
     PORT       = "8080"
     AWS_REGION = var.region # SDK-standard name read by boto3
-  }, local.events_env)
+  }, local.events_env, local.batch_env)
 
   secret_env = merge(var.secrets, var.events == null ? {} : { EVENTS_SECRET = var.events_secret_arn })
   # Secrets Manager ARNs may carry a ':json-key:version-stage:version-id' suffix after the secret name.

@@ -52,3 +52,13 @@ output "publisher_policy_json" {
   description = "IAM policy document for whoever runs `modelfn publish` for this model (attach it to that user or CI role)."
   value       = jsonencode({ Version = "2012-10-17", Statement = local.publisher_statements })
 }
+
+output "batch_task_definition" {
+  description = "ARN of the batch task definition (null when batch_jobs is off)."
+  value       = local.batch_on ? aws_ecs_task_definition.batch[0].arn : null
+}
+
+output "batch_identity" {
+  description = "ARN of the role batch tasks run as (null when batch_jobs is off)."
+  value       = local.batch_on ? aws_iam_role.batch[0].arn : null
+}

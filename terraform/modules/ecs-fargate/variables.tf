@@ -286,3 +286,30 @@ variable "deletion_protection" {
   description = "Enable deletion protection on the load balancer."
   default     = false
 }
+
+variable "batch_jobs" {
+  type = object({
+    inline_max_mib        = optional(number, 256)
+    task_target_mib       = optional(number, 256)
+    max_tasks             = optional(number, 100)
+    cpu                   = optional(number, 2)
+    memory_mib            = optional(number, 4096)
+    ephemeral_storage_gib = optional(number, 21)
+    output_format         = optional(string, "jsonl")
+  })
+  description = "Sharded batch jobs for event inputs over inline_max_mib (ECS RunTask on Fargate; needs events). null: off."
+  default     = null
+
+  validation {
+    condition     = var.batch_jobs == null || var.events != null
+    error_message = "batch_jobs needs events (the tasks read the input prefix and write the output prefix)."
+  }
+  validation {
+    condition     = var.batch_jobs == null || try(contains(["jsonl", "parquet"], var.batch_jobs.output_format), false)
+    error_message = "batch_jobs.output_format must be jsonl or parquet."
+  }
+  validation {
+    condition     = var.batch_jobs == null || try(var.batch_jobs.ephemeral_storage_gib >= 21 && var.batch_jobs.ephemeral_storage_gib <= 200, false)
+    error_message = "batch_jobs.ephemeral_storage_gib must be between 21 and 200 (Fargate's range)."
+  }
+}
