@@ -78,14 +78,14 @@ def _run_local(input_uri: str, output_uri: str, count: int) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_cmd(output_uri: str, watch: bool, interval: float, as_json: bool) -> None:
     """Parts done/failed, records and throughput of the batch job writing to OUTPUT_URI."""
-    from function.cli import EXIT_USAGE, fail
+    from function.cli import EXIT_NOT_FOUND, fail
     from function.jobs.status import read_statuses, summary
     from loader.stores import open_store
 
     store = open_store(output_uri, _settings().store_options())
     info = summary(read_statuses(store))
     if not info["count"]:
-        fail(f"no batch job status under {output_uri}", EXIT_USAGE)
+        fail(f"no batch job status under {output_uri}", EXIT_NOT_FOUND)
     if watch:
         info = _watch(store, info, interval)
     if as_json:

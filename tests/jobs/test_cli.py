@@ -83,9 +83,9 @@ def test_bad_run_arguments_exit_2(args, words, tmp_path, cli_env):
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
 
 
-def test_status_of_an_output_without_a_job_exits_2(tmp_path, cli_env):
+def test_status_of_an_output_without_a_job_exits_not_found(tmp_path, cli_env):
     result = modelfn(cli_env, "batch", "status", tmp_path.as_uri())
-    assert result.returncode == 2 and "no batch job status" in result.stderr
+    assert result.returncode == 3 and "no batch job status" in result.stderr
 
 
 def test_an_input_that_does_not_exist_is_a_clear_error(tmp_path, cli_env):
