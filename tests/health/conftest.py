@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -39,5 +41,12 @@ def promtool() -> str:
     """Prometheus' promtool (Debian package ``prometheus``); the rule tests skip, saying why, without it."""
     path = shutil.which("promtool")
     if path is None:
-        pytest.skip("promtool is not installed (Debian: apt-get install -y prometheus)")
+        missing("promtool is not installed (Debian: apt-get install -y prometheus)")
     return path
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip for lack of a tool; a failure where CI installs it (MODELFN_REQUIRE_TOOLS=1, set by .ci/run)."""
+    if os.environ.get("MODELFN_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"MODELFN_REQUIRE_TOOLS=1 but {reason}", pytrace=False)
+    pytest.skip(reason)

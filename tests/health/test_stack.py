@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.health.conftest import missing
 from tests.health.promql import exported, problems, selectors
 
 ROOT = Path(__file__).parents[2]
@@ -24,9 +25,7 @@ def compose_cli() -> list[str]:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    pytest.skip(
-        "neither `docker compose` nor `docker-compose` is installed (Debian: apt-get install -y docker-compose)"
-    )
+    missing("neither `docker compose` nor `docker-compose` is installed (Debian: apt-get install -y docker-compose)")
 
 
 def schema(name: str) -> dict:
