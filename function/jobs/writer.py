@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from function.jsonio import dumps_line
+
 FORMATS = ("jsonl", "parquet")
 
 
 def dumps(record: Any) -> str:
-    """One compact JSON line (numpy values as lists)."""
-    return json.dumps(record, separators=(",", ":"), default=_default) + "\n"
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    """One JSON line, encoded exactly as the inline /events output and the HTTP bodies (non-finite as null)."""
+    return dumps_line(record)
 
 
 def _prediction(record: dict[str, Any]) -> str:

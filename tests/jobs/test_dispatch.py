@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import loader.stores
 from function.app import create_app
 from function.events.dispatch import task_count
+from loader.errors import ObjectChanged
 from loader.stores.file import FileStore
 from loader.uri import StoreLocation
 from tests.conftest import wait_ready
@@ -21,9 +23,19 @@ JOB = "projects/p1/locations/europe-west1/jobs/modelfn-batch"
 ROOT: list[Path] = []
 
 
+class PinnedFileStore(FileStore):
+    """S3's pinned read, on disk: the ETag of a single-part upload is the MD5 of its bytes."""
+
+    def iter_version(self, key: str, version: str, chunk_size: int = 1 << 20):
+        data = self.read_bytes(key)
+        if hashlib.md5(data).hexdigest() != version.strip('"'):
+            raise ObjectChanged(f"{key} no longer has ETag {version}")
+        yield data
+
+
 def s3_on_disk(location: StoreLocation, options):
     """``s3://bucket/prefix`` kept in a local directory (FileStore's link(2) makes conditional creates atomic)."""
-    store = FileStore(StoreLocation("file", "", str(ROOT[0] / location.bucket / location.prefix)), options)
+    store = PinnedFileStore(StoreLocation("file", "", str(ROOT[0] / location.bucket / location.prefix)), options)
     store.location = location
     return store
 
@@ -43,6 +55,7 @@ def dispatching(tmp_path, monkeypatch, make_settings, published, standin):
         model_uri=f"{published}/lin",
         events_input_uri="s3://in-bucket/inputs",
         events_output_uri="s3://in-bucket/outputs",
+        events_auth="platform",  # Cloud Run: IAM authenticates Eventarc, no shared secret
         batch_launcher="cloud-run",
         batch_job_name=JOB,
         batch_api_endpoint=standin.url,
@@ -55,8 +68,8 @@ def dispatching(tmp_path, monkeypatch, make_settings, published, standin):
     return app
 
 
-def event(key: str, version: str, size: int):
-    headers, body = payloads.s3("in-bucket", key, version)
+def event(key: str, version: str, size: int, etag: str | None = None):
+    headers, body = payloads.s3("in-bucket", key, version, etag=etag)
     doc = json.loads(body)
     doc["detail"]["object"]["size"] = size
     return headers, json.dumps(doc).encode()
@@ -111,7 +124,7 @@ def test_a_small_input_still_runs_inline(dispatching, standin):
     target = ROOT[0] / "in-bucket/inputs/small.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
-    code, body = post(dispatching, event("inputs/small.jsonl", "seq1", len(data)))
+    code, body = post(dispatching, event("inputs/small.jsonl", "seq1", len(data), hashlib.md5(data).hexdigest()))
     assert code == 200 and body["results"][0]["status"] == "processed" and body["results"][0]["records"] == 10
     assert standin.requests == []
 

@@ -19,6 +19,9 @@ from tests.events import payloads
 from tests.terraform.plans import Plan, container_env, plan
 from tests.terraform.tools import STACKS, copy_terraform, require_terraform, run_parallel, terraform
 
+# Session fixtures run terraform validate/test/plan for every stack and module: minutes on 2 cores.
+pytestmark = pytest.mark.timeout(1800)
+
 EVENTS = {"input_prefix": "inputs/", "output_prefix": "outputs/"}
 # name -> (stack, overrides); names starting with "refuse-" must fail at plan.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -9,6 +9,9 @@ import pytest
 
 from tests.terraform.tools import MODULES, STACKS, TERRAFORM_DIR, Result, require_terraform, tf_env
 
+# Session fixtures run terraform validate/test/plan for every stack and module: minutes on 2 cores.
+pytestmark = pytest.mark.timeout(1800)
+
 
 def _blocks(text: str, kind: str) -> dict[str, str]:
     """Bodies of the top-level `kind "name" { ... }` blocks (brace matching; strings hold no braces here)."""
