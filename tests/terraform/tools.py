@@ -88,7 +88,7 @@ class Result:
     output: str
 
 
-def terraform(cwd: Path, *commands: list[str], env: Mapping[str, str] | None = None, timeout: int = 300) -> Result:
+def terraform(cwd: Path, *commands: list[str], env: Mapping[str, str] | None = None, timeout: int = 1200) -> Result:
     """Run terraform commands in order in cwd, stopping at the first failure."""
     output = []
     for args in commands:
