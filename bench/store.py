@@ -58,12 +58,15 @@ def publish(
 
 def object_key(env: dict[str, str], name: str, filename: str) -> str:
     """The S3 key of FILENAME in the published version of NAME (for timing a bare download)."""
-    client = s3_client(env)
-    listing = client.list_objects_v2(Bucket=BUCKET, Prefix=f"models/{name}/")
-    keys = [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith("/" + filename)]
-    if not keys:
-        raise RuntimeError(f"{filename} of {name} not found in the emulator")
-    return str(keys[0])
+    from loader.keys import object_key as key_in_store
+    from loader.manifest import Manifest
+
+    raw = s3_client(env).get_object(Bucket=BUCKET, Key=f"models/{name}/1/manifest.json")["Body"].read()
+    manifest = Manifest.from_json(raw)
+    entry = next((e for e in manifest.files if e.path == filename), None)
+    if entry is None:
+        raise RuntimeError(f"{filename} of {name} not in its manifest")
+    return f"models/{key_in_store(manifest, entry)}"  # content-addressed since the layout change
 
 
 def s3_client(env: dict[str, str]) -> Any:
