@@ -92,7 +92,8 @@ resource "aws_ecs_task_definition" "batch" {
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.batch[0].arn
   tags                     = var.labels
-  container_definitions = jsonencode([{
+  # Same read-only root and root-owned /tmp volume as the service: the same init container opens /tmp up.
+  container_definitions = jsonencode([local.tmp_init, {
     name                   = "modelfn"
     image                  = var.image
     essential              = true
@@ -100,6 +101,7 @@ resource "aws_ecs_task_definition" "batch" {
     entryPoint             = ["python", "-m", "function.cli", "batch", "run"]
     environment            = [for k, v in local.batch_task_env : { name = k, value = v }]
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    dependsOn              = [{ containerName = "tmp-permissions", condition = "SUCCESS" }]
     logConfiguration = {
       logDriver = "awslogs"
       options = {

@@ -24,6 +24,9 @@ variables {
     output_prefix = "outputs/"
   }
   events_secret = "0123456789abcdef0123456789abcdef"
+  # apply runs against mocks: no endpoint to poll, no RBAC to wait for
+  endpoint_wait_seconds   = 0
+  iam_propagation_seconds = 0
 }
 
 run "off_by_default" {

@@ -63,11 +63,11 @@ run "one_variable_turns_it_on" {
   }
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.batch[0].container_definitions)[0].entryPoint == ["python", "-m", "function.cli", "batch", "run"]
+    condition     = [for c in jsondecode(aws_ecs_task_definition.batch[0].container_definitions) : c if c.name == "modelfn"][0].entryPoint == ["python", "-m", "function.cli", "batch", "run"]
     error_message = "batch tasks run modelfn batch run (the launch adds only arguments)"
   }
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.batch[0].container_definitions)[0].name == "modelfn" && jsondecode(aws_ecs_task_definition.batch[0].container_definitions)[0].image == var.image
+    condition     = [for c in jsondecode(aws_ecs_task_definition.batch[0].container_definitions) : c if c.name == "modelfn"][0].name == "modelfn" && [for c in jsondecode(aws_ecs_task_definition.batch[0].container_definitions) : c if c.name == "modelfn"][0].image == var.image
     error_message = "the container the launcher overrides is modelfn, with the service's image"
   }
   assert {
@@ -75,8 +75,12 @@ run "one_variable_turns_it_on" {
     error_message = "batch tasks run as their own role"
   }
   assert {
+    condition     = [for c in jsondecode(aws_ecs_task_definition.batch[0].container_definitions) : c.name] == ["tmp-permissions", "modelfn"]
+    error_message = "batch tasks need the /tmp init container too (read-only root, root-owned Fargate volume)"
+  }
+  assert {
     condition = {
-      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name => e.value if startswith(e.name, "BATCH_")
+      for e in [for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "modelfn"][0].environment : e.name => e.value if startswith(e.name, "BATCH_")
       } == {
       BATCH_LAUNCHER            = "ecs"
       BATCH_JOB_NAME            = "iris-batch"
