@@ -57,10 +57,22 @@ def main() -> None:
     """modelfn: versioned model artifacts served as a serverless container function."""
 
 
-def _store_options() -> dict[str, str | None]:
+def cli_settings() -> Any:
+    """The environment's settings; an invalid one is a one-line usage error naming the variable, not a traceback."""
+    from pydantic import ValidationError
+
     from function.settings import load_settings
 
-    return load_settings().store_options()
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        # Model-level checks (e.g. events without a secret) have no field: their message names the variables.
+        where, _, what = le.first_problem(exc, "").partition(": ")
+        fail(f"invalid configuration: {where.upper() + ': ' if where else ''}{what}", EXIT_USAGE)
+
+
+def _store_options() -> dict[str, str | None]:
+    return dict(cli_settings().store_options())
 
 
 def _tensor_option(value: str) -> Any:
@@ -171,7 +183,6 @@ def publish(
     """Publish MODEL_FILE as NAME@VERSION (digests, signature, manifest) to a store."""
     from function import gating
     from function.publishing import build_manifest, upload
-    from function.settings import load_settings
 
     labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()] if labels_file else None
     try:
@@ -191,7 +202,7 @@ def publish(
     except le.ManifestInvalid as exc:  # built from the arguments, so it is a usage error, not a bad store
         fail(str(exc), EXIT_USAGE)
     all_aliases = list(dict.fromkeys([*aliases, *([] if no_latest else ["latest"])]))
-    settings = load_settings()
+    settings = cli_settings()
     try:
         manifest = gating.evaluate_and_gate(
             manifest, sources, eval_path, gates, reference_path, eval_batch, settings.device.value
@@ -213,7 +224,6 @@ def publish(
 def promote(ref: str, alias: str, store_uri: str, is_protected: bool) -> None:
     """Point ALIAS at NAME@VERSION."""
     from function import gating
-    from function.settings import load_settings
     from loader.publish import set_alias
     from loader.stores import open_store
     from loader.uri import validate_name, validate_ref
@@ -224,7 +234,7 @@ def promote(ref: str, alias: str, store_uri: str, is_protected: bool) -> None:
     store = open_store(store_uri, _store_options())
     try:
         gating.check_promote(
-            store, validate_name(name), validate_ref(version), alias, load_settings().protected_aliases, is_protected
+            store, validate_name(name), validate_ref(version), alias, cli_settings().protected_aliases, is_protected
         )
     except gating.GateFailed as exc:
         fail(str(exc), gating.EXIT_GATE_FAILED)
@@ -277,18 +287,11 @@ def verify(ref: str, store_uri: str) -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="Overrides THREADS (HTTP concurrency of the one worker).")
 def serve(port: int | None, model_uri: str | None, threads: int | None) -> None:
     """Run the function locally under Gunicorn (the same server as the image)."""
-    from pydantic import ValidationError
-
-    from function.settings import load_settings
 
     for key, value in (("PORT", port), ("MODEL_URI", model_uri), ("THREADS", threads)):
         if value is not None:
             os.environ[key] = str(value)
-    try:
-        load_settings()  # fail here, with a message, rather than in every Gunicorn worker
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(f"invalid configuration: {str(first['loc'][0]).upper()}: {first['msg']}", EXIT_USAGE)
+    cli_settings()  # fail here, with a message, rather than in every Gunicorn worker
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:function.gunicorn_conf", "function.wsgi:app"]
     os.execv(gunicorn[0], gunicorn)  # noqa: S606 - replace this process so signals reach Gunicorn
 

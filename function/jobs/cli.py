@@ -123,13 +123,6 @@ def _print(info: dict[str, Any]) -> None:
 
 
 def _settings() -> Any:
-    from pydantic import ValidationError
+    from function.cli import cli_settings
 
-    from function.cli import EXIT_USAGE, fail
-    from function.settings import load_settings
-
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(f"invalid configuration: {str(first['loc'][0]).upper()}: {first['msg']}", EXIT_USAGE)
+    return cli_settings()

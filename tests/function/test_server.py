@@ -160,6 +160,8 @@ def test_sigterm_finishes_in_flight_request(server: Server):
         (["--port", "0"], {}, "port"),
         ([], {"WORKERS": "2"}, "model copy"),
         (["--threads", "0"], {}, "threads"),
+        # a model-level check has no field location: the message itself names the variables
+        ([], {"EVENTS_INPUT_URI": "s3://b/in", "EVENTS_OUTPUT_URI": "s3://b/out"}, "EVENTS_SECRET"),
     ],
 )
 def test_serve_rejects_bad_configuration(args, env, words):
