@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from function.alias_cli import register as register_aliases
 from function.exit_codes import (
     EXIT_CONFIG,
     EXIT_CONFLICT,
@@ -216,32 +217,6 @@ def publish(
     )
 
 
-@main.command()
-@click.argument("ref")
-@click.option("--alias", required=True, help="Alias to move, e.g. prod.")
-@click.option("--store", "store_uri", required=True, help="Store URI, e.g. gs://bucket/models.")
-@click.option("--protected", "is_protected", is_flag=True, help="Require passed publish gates (as PROTECTED_ALIASES).")
-def promote(ref: str, alias: str, store_uri: str, is_protected: bool) -> None:
-    """Point ALIAS at NAME@VERSION."""
-    from function import gating
-    from loader.publish import set_alias
-    from loader.stores import open_store
-    from loader.uri import validate_name, validate_ref
-
-    name, sep, version = ref.partition("@")
-    if not sep:
-        fail("expected NAME@VERSION", EXIT_USAGE)
-    store = open_store(store_uri, _store_options())
-    try:
-        gating.check_promote(
-            store, validate_name(name), validate_ref(version), alias, cli_settings().protected_aliases, is_protected
-        )
-    except gating.GateFailed as exc:
-        fail(str(exc), gating.EXIT_GATE_FAILED)
-    set_alias(store, name, alias, version)
-    click.echo(f"{name}@{alias} -> {version}")
-
-
 @main.command("list")
 @click.argument("store_uri")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -342,6 +317,7 @@ def _register_deploy() -> None:
 
 _register_deploy()
 register_batch(main)
+register_aliases(main, _store_options, cli_settings)
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ from loader import errors as le
 EXIT_FAILED = 1  # anything else, e.g. the service answered a prediction with an error
 EXIT_USAGE = 2  # bad arguments or input (click uses 2 for its own usage errors too)
 EXIT_NOT_FOUND = 3  # no such model, version, alias, file or bucket
-EXIT_CONFLICT = 4  # the version (or a ref of that name) already exists
+EXIT_CONFLICT = 4  # the version (or a ref of that name) already exists; the alias cannot make that move
 EXIT_INTEGRITY = 5  # stored bytes or manifests that fail verification
 EXIT_UNAVAILABLE = 6  # the store or service is unreachable or overloaded: worth retrying
 EXIT_CONFIG = 7  # missing SDK, credentials or setting; access denied
@@ -19,6 +19,7 @@ EXIT_BY_ERROR: list[tuple[type[Exception], int]] = [
     (le.StoreUnavailable, EXIT_UNAVAILABLE),
     (le.ArtifactNotFound, EXIT_NOT_FOUND),
     (le.AlreadyExists, EXIT_CONFLICT),
+    (le.AliasStateError, EXIT_CONFLICT),
     (le.DigestMismatch, EXIT_INTEGRITY),
     (le.ManifestInvalid, EXIT_INTEGRITY),
     (le.StoreConfigError, EXIT_CONFIG),

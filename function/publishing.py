@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from function.alias_cli import actor
 from loader.errors import ManifestInvalid, first_problem
 from loader.introspect import framework_for, signature
 from loader.manifest import Framework, Manifest, PostProcessing, Precision, PreProcessing, Provenance, TensorSpec
@@ -76,7 +77,7 @@ def upload(
         return bar.update
 
     try:
-        publish(open_store(store_uri, options), manifest, sources, aliases, progress)
+        publish(open_store(store_uri, options), manifest, sources, aliases, progress, by=actor(None))
     finally:
         for bar in bars:
             bar.close()

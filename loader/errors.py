@@ -31,6 +31,10 @@ class AlreadyExists(ModelfnError):
     """A conditional write found the object already present (versions are immutable)."""
 
 
+class AliasStateError(ModelfnError):
+    """The alias is not in the state a move needs (no candidate to finish, nothing to roll back)."""
+
+
 class DigestMismatch(ModelfnError):
     """Downloaded bytes do not match the manifest's sha256 or size."""
 

@@ -229,16 +229,41 @@ class Manifest(_Strict):
             raise ManifestInvalid(f"invalid manifest: {first_problem(exc, 'manifest')}") from None
 
 
-class AliasRecord(_Strict):
-    """``<name>/aliases/<alias>.json``: the version an alias points at."""
+class Candidate(_Strict):
+    """A second version an alias sends a share of its traffic to: ``canary`` answers, ``shadow`` only runs."""
 
     version: str
+    share: float = Field(gt=0, le=100, description="percent of requests")
+    mode: Literal["canary", "shadow"]
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, version: str) -> str:
+        return validate_ref(version)
+
+
+class AliasRecord(_Strict):
+    """``<name>/aliases/<alias>.json``: the version an alias points at (its primary) and an optional candidate."""
+
+    version: str
+    candidate: Candidate | None = None
+    seq: int = Field(default=0, ge=0, description="the history entry this record was written from (0: none)")
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("version")
     @classmethod
     def _version(cls, version: str) -> str:
         return validate_ref(version)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AliasRecord:
+        if self.candidate is not None and self.candidate.version == self.version:
+            raise ValueError("the candidate must be another version than the primary")
+        return self
+
+    def target(self) -> tuple[str, Candidate | None]:
+        """What the alias serves, without bookkeeping (seq, time): equal targets serve the same."""
+        return self.version, self.candidate
 
 
 def sha256_hex(data: bytes) -> str:

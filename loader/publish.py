@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loader import aliases
 from loader.artifacts import read_alias
-from loader.errors import AlreadyExists, ArtifactNotFound
+from loader.errors import AlreadyExists
 from loader.keys import alias_key, blob_key, manifest_key
 from loader.manifest import AliasRecord, FileEntry, Manifest
 from loader.retry import with_retries
 from loader.stores.base import CHUNK_SIZE, Progress, Store
-from loader.uri import validate_ref
 
 ProgressFactory = Callable[[str, int], Progress]
 
@@ -34,6 +34,7 @@ def publish(
     aliases: Iterable[str] = (),
     progress: ProgressFactory | None = None,
     retries: int = 2,
+    by: str = "unknown",
 ) -> None:
     """Upload files to content-addressed keys, then the manifest as a conditional create.
 
@@ -60,19 +61,12 @@ def publish(
     except AlreadyExists:
         raise AlreadyExists(f"{manifest.name}@{manifest.version} already exists; versions are immutable") from None
     for alias in aliases:
-        set_alias(store, manifest.name, alias, manifest.version)
+        set_alias(store, manifest.name, alias, manifest.version, by)
 
 
-def set_alias(store: Store, name: str, alias: str, version: str) -> AliasRecord:
-    """Point an alias at an existing version."""
-    validate_ref(alias)
-    if not store.exists(manifest_key(name, version)):
-        raise ArtifactNotFound(f"{name}@{version} is not published in {store.location.uri}")
-    if store.exists(manifest_key(name, alias)):
-        raise AlreadyExists(f"{alias!r} is a version of {name}; an alias cannot shadow it")
-    record = AliasRecord(version=version)
-    store.put_bytes(alias_key(name, alias), record.model_dump_json().encode())
-    return record
+def set_alias(store: Store, name: str, alias: str, version: str, by: str = "unknown") -> AliasRecord:
+    """Point an alias at an existing version (recorded in the alias's history)."""
+    return aliases.promote(store, name, alias, version, by).record
 
 
 @dataclass(frozen=True)

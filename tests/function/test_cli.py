@@ -55,7 +55,7 @@ def test_publish_writes_a_complete_manifest(store_dir: Path, onnx_file: Path, tm
         "git_sha": "abc",
         "dataset": "v3",
     }
-    aliases = {p.stem: json.loads(p.read_text())["version"] for p in (store_dir / "lin" / "aliases").iterdir()}
+    aliases = {p.stem: json.loads(p.read_text())["version"] for p in (store_dir / "lin" / "aliases").glob("*.json")}
     assert aliases == {"prod": "2.0.0", "latest": "2.0.0"}
 
 

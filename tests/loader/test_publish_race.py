@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from loader.artifacts import fetch
 from loader.cache import ArtifactCache
 from loader.stores import open_store
 from loader.uri import parse_model_uri
-from tests.conftest import _EMULATOR_FIXTURES
 from tests.models import B, linear_onnx
 
 ROUNDS = 20
@@ -41,22 +39,6 @@ def _publisher(uri: str, env: dict[str, str], model: str, rounds: int, barrier: 
             results.put((i, "lost", ""))
         except Exception as exc:  # reported to the parent, which fails the test with it
             results.put((i, "error", f"{type(exc).__name__}: {exc}"))
-
-
-# "cloud-" ids: `make test-fast` (-k "not cloud") leaves the emulator runs out.
-@pytest.fixture(
-    params=["file", *(pytest.param(s, marks=pytest.mark.emulator, id=f"cloud-{s}") for s in ("s3", "gs", "az"))]
-)
-def race_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict]:
-    """``(store URI, environment)`` for a fresh store on each backend (emulators for the clouds)."""
-    if request.param == "file":
-        (tmp_path / "store").mkdir()
-        return (tmp_path / "store").as_uri(), {}
-    emulator = request.getfixturevalue(_EMULATOR_FIXTURES[request.param])
-    for name, value in emulator.env.items():
-        monkeypatch.setenv(name, value)
-    bucket = emulator.create_bucket(f"race-{uuid.uuid4().hex[:12]}")
-    return f"{request.param}://{bucket}/models", dict(emulator.env)
 
 
 @pytest.mark.timeout(600)
