@@ -13,8 +13,10 @@ from werkzeug.exceptions import ClientDisconnected
 from function import errors, events, health, metrics, monitoring, openapi, request_log, request_path, v1, v2, worker
 from function.context import Context
 from function.holder import ModelHolder
-from function.serving import loader_for
+from function.rollout import release_loader
+from function.serving import run
 from function.settings import LoadMode, Settings, load_settings
+from function.shadow import ShadowRunner
 from loader.uri import parse_model_uri
 
 
@@ -29,9 +31,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     uri = parse_model_uri(settings.model_uri)
     m = metrics.create_metrics(CollectorRegistry(auto_describe=True))
     started = process_start_time()
-    loader = loader_for(uri, settings, m)
-    holder = ModelHolder(loader, settings.load_retry_seconds, on_ready=lambda model: m.record_ready(model, started))
-    app.extensions["modelfn"] = Context(settings, uri, holder, m)
+    holder = ModelHolder(release_loader(uri, settings, m), settings.load_retry_seconds, on_ready=m.ready_hook(started))
+    app.extensions["modelfn"] = Context(settings, uri, holder, m, ShadowRunner(m.release, run))
 
     errors.init_app(app)
     for stalled in (TimeoutError, ClientDisconnected):  # the worker's bounded socket reads

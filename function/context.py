@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, request
 
@@ -12,18 +13,24 @@ from function.binary import HEADER as BINARY_HEADER
 from function.errors import ModelNotFound, RequestError, UnsupportedMediaType
 from function.holder import LoadedModel, ModelHolder
 from function.metrics import Metrics
+from function.release import PRIMARY, ROUTE_HEADERS, route
 from function.settings import Settings
+from function.shadow import ShadowRunner
 from loader.uri import ModelURI
+
+if TYPE_CHECKING:
+    from function.serving import Shadow
 
 
 @dataclass
 class Context:
-    """What every handler needs: settings, the configured model and its holder, metrics."""
+    """What every handler needs: settings, the configured model and its holder, metrics, the shadow pool."""
 
     settings: Settings
     uri: ModelURI
     holder: ModelHolder
     metrics: Metrics
+    shadow: ShadowRunner
 
 
 def context() -> Context:
@@ -32,16 +39,39 @@ def context() -> Context:
     return ctx
 
 
-def model_for(name: str, version: str | None = None) -> LoadedModel:
-    """The ready model if ``name`` (and ``version``) match it; waits a bounded time while loading."""
+def model_for(name: str, version: str | None = None, split: bool = True) -> LoadedModel:
+    """The version that answers this request (primary or canary); waits a bounded time while loading.
+
+    The choice (and the shadow, if this request is shadowed) is kept on ``g`` for ``routing()`` and the
+    response headers; without ``split`` an unversioned request gets the primary (metadata).
+    """
     ctx = context()
     if name != ctx.uri.name:
         raise ModelNotFound(f"unknown model; this server serves {ctx.uri.name!r}")
-    model = ctx.holder.get(ctx.settings.load_wait_seconds)
-    if version is not None and version != model.version:
-        raise ModelNotFound(f"unknown version of {name!r}; this server serves version {model.version!r}")
-    g.model_version = model.version
-    return model
+    release = ctx.holder.get(ctx.settings.load_wait_seconds)
+    routed = route(release, version, _route_key() if split else None, split)
+    g.model_version, g.model_role, g.shadow = routed.model.version, routed.role, routed.shadow
+    return routed.model
+
+
+def _route_key() -> str | None:
+    for header in ROUTE_HEADERS:
+        if value := request.headers.get(header):
+            return value[:256]
+    return None
+
+
+def routing() -> tuple[str, Shadow | None]:
+    """(role, shadow hook) for ``serving.run``: how this request's answer is labelled and who shadows it."""
+    candidate = g.get("shadow")
+    if candidate is None:
+        return g.get("model_role", PRIMARY), None
+    ctx = context()
+    return PRIMARY, partial(_shadow, ctx, candidate)
+
+
+def _shadow(ctx: Context, candidate: LoadedModel, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+    ctx.shadow.submit(candidate, inputs, outputs, ctx.metrics)
 
 
 def json_body(allow_untyped: bool = False) -> Any:

@@ -21,6 +21,9 @@ def readiness() -> Response:
             "device": runtime.device,
             "provider": runtime.provider,
         }
+        if model.split is not None:
+            split = model.split
+            body["candidate"] = {"version": split.candidate.version, "mode": split.mode, "share": split.share}
         if model.artifact.offline:
             # Ready, but on the last verified resolution: the store could not be asked about the ref.
             body |= {"source": "cache", "detail": "store unreachable at load time; serving the cached resolution"}

@@ -42,6 +42,7 @@ class LoadedModel:
     artifact: LocalArtifact
     runtime: Runtime
     engine: Batcher | None = None  # None: predict() per request, unbatched
+    split: Split | None = None  # the alias's canary or shadow, loaded beside this primary
 
     @property
     def name(self) -> str:
@@ -50,6 +51,15 @@ class LoadedModel:
     @property
     def version(self) -> str:
         return self.artifact.manifest.version
+
+
+@dataclass(frozen=True)
+class Split:
+    """A candidate version and the percent of requests it gets: ``canary`` answers them, ``shadow`` only runs."""
+
+    candidate: LoadedModel
+    share: float
+    mode: str
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -20,6 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from function import gpu_metrics
 from function.batching import BatchMetrics, create_batch_metrics
 from function.holder import LoadedModel
+from function.release import ReleaseMetrics, create_release_metrics
 from loader.cache import FetchStats
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -60,6 +62,7 @@ class Metrics:
     start_to_ready: Gauge
     model_info: Gauge
     batching: BatchMetrics
+    release: ReleaseMetrics
     info_labels: tuple[str, ...] = ()
 
     def record_load(self, model: LoadedModel, stats: FetchStats, fetch_s: float, load_s: float) -> None:
@@ -72,6 +75,17 @@ class Metrics:
         self.fetch_bytes.inc(stats.bytes_downloaded)
         self.fetch_seconds.observe(fetch_s)
         self.load_seconds.observe(load_s)
+
+    def ready_hook(self, process_start: float) -> Callable[[LoadedModel], None]:
+        """The holder's ``on_ready``: model info, start-to-ready, and the release split (old series zeroed)."""
+        previous: list[LoadedModel] = []
+
+        def ready(model: LoadedModel) -> None:
+            self.record_ready(model, process_start)
+            self.release.record_split(model, previous[0] if previous else None)
+            previous[:] = [model]
+
+        return ready
 
     def record_ready(self, model: LoadedModel, process_start: float) -> None:
         """Model-info gauge and time from process start to (first) ready."""
@@ -144,6 +158,7 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
             registry=registry,
         ),
         batching=create_batch_metrics(registry),
+        release=create_release_metrics(registry),
     )
 
 

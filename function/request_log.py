@@ -119,6 +119,9 @@ def init_app(app: Flask, metrics: Metrics) -> None:
         metrics.requests.labels(route, method, status_label(response.status_code)).inc()
         metrics.request_seconds.labels(route, method).observe(elapsed)
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        if answered := g.get("model_version"):  # which version answered (a canary may have)
+            response.headers["X-Model-Version"] = answered
+            response.headers["X-Model-Role"] = g.get("model_role", "primary")
         level = _severity(route, response.status_code)
         if not access_log.isEnabledFor(level):
             return response
@@ -134,6 +137,7 @@ def init_app(app: Flask, metrics: Metrics) -> None:
             "latency_ms": round(elapsed * 1000, 3),
             "request_id": g.get("request_id"),
             "model_version": g.get("model_version"),
+            "model_role": g.get("model_role"),
             **cloud_logging_fields(request.headers, project),
         }
         access_log.log(

@@ -15,10 +15,12 @@ from function.codec import instances_to_arrays, predictions, v2_inputs, v2_outpu
 from function.cpus import runtime_threads
 from function.holder import LoadedModel, Phase
 from function.metrics import Metrics
+from function.release import PRIMARY
 from function.schemas import V2InferRequest
 from function.settings import Settings
 from loader.artifacts import LocalArtifact, fetch
 from loader.cache import ArtifactCache
+from loader.errors import InferenceInputError
 from loader.runtimes import DeviceChoice, Runtime, RuntimeOptions, create_runtime
 from loader.signature import check_inputs
 from loader.stores import open_store
@@ -115,24 +117,54 @@ def engine_for(artifact: LocalArtifact, runtime: Runtime, settings: Settings, me
     return Batcher(predict, rows, settings.max_batch_delay_ms / 1000, metrics.batching.observe)
 
 
-def run(model: LoadedModel, arrays: dict[str, np.ndarray], metrics: Metrics) -> dict[str, np.ndarray]:
-    """Validate against the signature (before queueing: a bad request never joins a batch), then predict."""
+Shadow = Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], None]
+
+
+def run(
+    model: LoadedModel,
+    arrays: dict[str, np.ndarray],
+    metrics: Metrics,
+    role: str = PRIMARY,
+    shadow: Shadow | None = None,
+) -> dict[str, np.ndarray]:
+    """Validate against the signature (before queueing: a bad request never joins a batch), then predict.
+
+    ``role`` labels the version's metrics (primary, canary, shadow); ``shadow`` gets the inputs and this
+    answer afterwards, to run the candidate off the request path.
+    """
     ordered = check_inputs(model.artifact.manifest.inputs, arrays)
-    if model.engine is not None:
-        outputs = model.engine.submit(ordered)
-    else:
-        with metrics.inference_seconds.labels(model.name, model.version).time():
-            outputs = model.runtime.predict(ordered)
-    monitoring.observe(model, ordered, outputs, metrics)  # this request's own rows, sampled
+    ok, failed, seconds = metrics.release.bound(model, role)
+    started = time.perf_counter()
+    try:
+        if model.engine is not None:
+            outputs = model.engine.submit(ordered)
+        else:
+            with metrics.inference_seconds.labels(model.name, model.version).time():
+                outputs = model.runtime.predict(ordered)
+    except InferenceInputError:
+        raise  # the client's fault (found inside a joined batch): not the version's
+    except Exception:
+        failed.inc()
+        raise
+    seconds.observe(time.perf_counter() - started)
+    ok.inc()
+    monitoring.observe(model, ordered, outputs, metrics, role)  # this request's own rows, sampled
+    if shadow is not None:
+        shadow(ordered, outputs)
     return outputs
 
 
 def infer_v2(
-    model: LoadedModel, request: V2InferRequest, metrics: Metrics, blob: bytes | memoryview = b"", binary: bool = False
+    model: LoadedModel,
+    request: V2InferRequest,
+    metrics: Metrics,
+    blob: bytes | memoryview = b"",
+    binary: bool = False,
+    routing: tuple[str, Shadow | None] = (PRIMARY, None),
 ) -> tuple[dict[str, Any], list[bytes]]:
     """One Open Inference Protocol request -> (response body, raw output tensors); no pre/post-processing.
 
     ``blob`` holds binary-extension inputs; with ``binary`` the outputs that ask for it come back raw.
     """
-    outputs = run(model, v2_inputs(model, request, blob), metrics)
+    outputs = run(model, v2_inputs(model, request, blob), metrics, *routing)
     return v2_outputs(model, request, outputs, binary)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response
 
 from function.codec import instances_to_arrays, predictions_json
-from function.context import context, json_body, model_for
+from function.context import context, json_body, model_for, routing
 from function.schemas import PredictRequest, parse
 from function.serving import run
 
@@ -16,7 +16,7 @@ def predict(name: str) -> Response:
     model = model_for(name)
     arrays = instances_to_arrays(model, instances)
     del instances  # the parsed lists (~10x the body) are freed before inference, not after
-    outputs = run(model, arrays, context().metrics)
+    outputs = run(model, arrays, context().metrics, *routing())
     parts = predictions_json(model, outputs)
     size = sum(len(p) for p in parts)
     # One write for the usual small body; a large one goes out fragment by fragment instead of being copied.

@@ -7,8 +7,9 @@ from importlib.metadata import PackageNotFoundError, version
 from flask import Flask, Response, jsonify, request
 
 from function import binary
-from function.context import context, json_body, model_for
+from function.context import context, json_body, model_for, routing
 from function.errors import ModelNotFound
+from function.release import members, route
 from function.schemas import V2InferRequest, parse
 from function.serving import infer_v2
 from loader.manifest import Framework
@@ -32,12 +33,14 @@ def server_version() -> str:
 
 def model_metadata(name: str, model_version: str | None = None) -> Response:
     """Name, versions, platform and tensor signatures."""
-    model = model_for(name, model_version)
+    model = model_for(name, model_version, split=False)
     manifest = model.artifact.manifest
     return jsonify(
         {
             "name": manifest.name,
-            "versions": [manifest.version],
+            "versions": [m.version for m in members(context().holder.model)]
+            if model_version is None
+            else [manifest.version],
             "platform": PLATFORM[manifest.framework],
             "inputs": [t.model_dump() for t in manifest.inputs],
             "outputs": [t.model_dump() for t in manifest.outputs],
@@ -51,9 +54,9 @@ def model_ready(name: str, model_version: str | None = None) -> Response:
     if name != ctx.uri.name:
         raise ModelNotFound(f"unknown model; this server serves {ctx.uri.name!r}")
     model = ctx.holder.model
-    if model is None or (model_version is not None and model_version != model.version):
+    if model is None or (model_version is not None and model_version not in {m.version for m in members(model)}):
         if model is not None:
-            raise ModelNotFound(f"unknown version of {name!r}; this server serves version {model.version!r}")
+            route(model, model_version, None)  # raises the 404 naming the versions served
         ctx.holder.start()  # lazy mode: a probe of this worker starts its load, as /readyz does
         return jsonify({"name": name, "ready": False, "state": ctx.holder.status().state.value}), 503  # type: ignore[return-value]
     return jsonify({"name": name, "ready": True})
@@ -69,7 +72,8 @@ def infer(name: str, model_version: str | None = None) -> Response:
         document, blob = binary.split_body(request.get_data(cache=False), header_length)
     infer_request = parse(V2InferRequest, document)
     del document  # the request model holds what is still needed
-    body, blobs = infer_v2(model_for(name, model_version), infer_request, context().metrics, blob, binary=True)
+    model = model_for(name, model_version)
+    body, blobs = infer_v2(model, infer_request, context().metrics, blob, binary=True, routing=routing())
     return binary.respond(body, blobs)
 
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 
+from function import rollout
 from function.context import Context
 from function.holder import when_serving
-from function.serving import loader_for
-from loader.artifacts import resolve
-from loader.stores import open_store
-from loader.uri import ModelURI
 
 log = logging.getLogger("modelfn.model")
 
@@ -73,28 +70,25 @@ class ModelUpdater:
             return "not-loaded"  # the holder's own (retrying) load resolves the alias itself
         if current.version == ctx.uri.ref:
             return "pinned"
-        settings = ctx.settings
         try:
-            store = open_store(ctx.uri.store, settings.store_options())
-            manifest, _ = resolve(store, ctx.uri, settings.fetch_retries)
-            if manifest.version == current.version:
-                return "current"
-            target = ModelURI(ctx.uri.store, ctx.uri.name, manifest.version)
-            model = loader_for(target, settings, ctx.metrics)(lambda phase: None)
+            model = rollout.check(ctx.uri, current, ctx.settings, ctx.metrics)
         except Exception as exc:  # never let a bad new version take the old one down
             log.error(
                 "new model version not loaded; still serving the old one",
                 extra={
                     "fields": {
                         "model": str(ctx.uri),
-                        "serving": current.version,
+                        "serving": rollout.describe(current),
                         "error": f"{type(exc).__name__}: {exc}",
                     }
                 },
             )
             return "failed"
+        if model is None:
+            return "current"
         ctx.holder.swap(model)
         log.info(
-            "model swapped", extra={"fields": {"model": str(ctx.uri), "from": current.version, "to": model.version}}
+            "model swapped",
+            extra={"fields": {"model": str(ctx.uri), "from": rollout.describe(current), "to": rollout.describe(model)}},
         )
         return "swapped"
