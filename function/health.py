@@ -14,7 +14,7 @@ def readiness() -> Response:
     model = holder.model
     if model is not None:
         runtime = model.runtime
-        body = {
+        body: dict[str, object] = {
             "state": "READY",
             "model": model.name,
             "version": model.version,

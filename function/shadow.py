@@ -10,6 +10,7 @@ import numpy as np
 
 from function.holder import LoadedModel
 from function.release import ReleaseMetrics
+from loader.errors import InferenceInputError
 
 log = logging.getLogger("modelfn.shadow")
 
@@ -71,6 +72,10 @@ class ShadowRunner:
     ) -> None:
         try:
             theirs = self._run(candidate, inputs, metrics, "shadow")  # type: ignore[operator]
+        except InferenceInputError as exc:  # the primary took these inputs: for a shadow it is the version's fault
+            self._metrics.bound(candidate, "shadow")[1].inc()
+            log.debug("shadow refused the primary's inputs: %s", exc)
+            return
         except Exception as exc:  # counted as the shadow's error by run(); the primary already answered
             log.debug("shadow run failed: %s", exc)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -68,7 +69,7 @@ def test_canary_finish_rollback_are_recorded_with_who_when_from_and_to(store: An
         (4, "rollback", "carol"),
     ]
     assert moves[0].previous is None
-    for earlier, later in zip(moves, moves[1:], strict=False):
+    for earlier, later in itertools.pairwise(moves):
         assert later.previous == earlier.record  # each move starts from the one before it
         assert later.at >= earlier.at
 
@@ -188,7 +189,7 @@ def test_racing_promoters_keep_one_unbroken_history(
     moves = aliases.history(store, "lin", "prod")
     assert sorted(seqs) == list(range(1, PROMOTERS * ROUNDS + 1))  # every promote got its own slot
     assert [m.seq for m in moves] == sorted(seqs)
-    for earlier, later in zip(moves, moves[1:], strict=False):
+    for earlier, later in itertools.pairwise(moves):
         assert later.previous == earlier.record, f"move {later.seq} did not start from move {earlier.seq}"
     assert {m.by: sum(x.by == m.by for x in moves) for m in moves} == {f"p{k}": ROUNDS for k in range(PROMOTERS)}
     served = AliasRecord.model_validate_json(store.read_bytes(alias_key("lin", "prod")))
