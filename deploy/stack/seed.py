@@ -1,4 +1,4 @@
-"""Local stack seed: create the emulator's bucket and publish the bundled demo model with a drift reference."""
+"""Local stack seed: create the emulator's bucket and publish the bundled demo model (1.0.0 as prod, 1.1.0)."""
 
 from __future__ import annotations
 
@@ -35,21 +35,32 @@ def main() -> int:
         return 1
     if BUCKET not in buckets:
         s3.create_bucket(Bucket=BUCKET)
-    if s3.list_objects_v2(Bucket=BUCKET, Prefix="demo/iris/1.0.0/manifest.json").get("KeyCount"):
-        print("demo model already published")
-        return 0
-    version = DEMO_STORE / "iris" / "1.0.0"
-    manifest = Manifest.from_json((version / "manifest.json").read_bytes())
+    # 1.1.0 is the same network with twice the standard deviations in its pre-processing: flatter scores,
+    # so a canary of it shows up on the confidence panels (`modelfn promote iris@1.1.0 --canary 30 ...`).
+    for version, std_factor, aliases in (("1.0.0", 1.0, ["--alias", "prod"]), ("1.1.0", 2.0, ["--no-latest"])):
+        if s3.list_objects_v2(Bucket=BUCKET, Prefix=f"demo/iris/{version}/manifest.json").get("KeyCount"):
+            print(f"iris@{version} already published")
+            continue
+        if code := publish(version, std_factor, aliases):
+            return code
+    return 0
+
+
+def publish(version: str, std_factor: float, aliases: list[str]) -> int:
+    """Publish the bundled demo model as ``version`` with a drift reference (and std scaled by ``std_factor``)."""
+    source = DEMO_STORE / "iris" / "1.0.0"
+    manifest = Manifest.from_json((source / "manifest.json").read_bytes())
     with tempfile.TemporaryDirectory() as tmp:
         labels, reference = Path(tmp) / "labels.txt", Path(tmp) / "reference.npy"
         labels.write_text("\n".join(manifest.postprocess.labels or []) + "\n")
         np.save(reference, np.random.default_rng(0).normal(MEAN, STD, size=(1000, 4)))
-        args = ["publish", str(version / manifest.model_file), "--name", "iris", "--version", "1.0.0"]
-        args += ["--to", STORE, "--alias", "prod", "--labels", str(labels), "--reference", str(reference)]
+        args = ["publish", str(source / manifest.model_file), "--name", "iris", "--version", version]
+        args += ["--to", STORE, *aliases, "--labels", str(labels), "--reference", str(reference)]
         args += ["--softmax"] if manifest.postprocess.softmax else []
         args += ["--top-k", str(manifest.postprocess.top_k)] if manifest.postprocess.top_k else []
         pre = manifest.preprocess
-        for flag, values in (("--mean", pre.mean), ("--std", pre.std)):
+        std = [v * std_factor for v in pre.std] if pre.std else None
+        for flag, values in (("--mean", pre.mean), ("--std", std)):
             args += [flag, ",".join(map(str, values))] if values else []
         args += ["--scale", str(pre.scale)] if pre.scale is not None else []
         return subprocess.run([sys.executable, "-m", "function.cli", *args], check=False).returncode

@@ -9,7 +9,7 @@ import subprocess
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from tests.emulators import free_port
 from tests.integration.docker_env import REQUIRE_DOCKER, ROOT, wait_for
 
 pytestmark = pytest.mark.timeout(1800)
+Compose = Callable[..., subprocess.CompletedProcess[str]]
 
 SERVICES = ["s3", "seed", "function", "prometheus"]  # Grafana has no image reachable here (files: tests/health)
 
@@ -39,7 +40,7 @@ def get_json(url: str) -> Any:
 
 
 @pytest.fixture
-def stack(function_image: str, base_image: str) -> Iterator[dict[str, str]]:
+def stack(function_image: str, base_image: str) -> Iterator[tuple[dict[str, str], Compose]]:
     """``up -d`` of the stack under a private project name and free ports; ``down -v`` afterwards."""
     ports = {"FUNCTION_PORT": str(free_port()), "PROMETHEUS_PORT": str(free_port()), "GRAFANA_PORT": str(free_port())}
     env = {**os.environ, "BASE_IMAGE": base_image, "MODELFN_IMAGE": function_image, **ports}
@@ -53,16 +54,17 @@ def stack(function_image: str, base_image: str) -> Iterator[dict[str, str]]:
     try:
         up = compose("up", "-d", "--no-build", *SERVICES)
         assert up.returncode == 0, up.stderr[-3000:]
-        yield ports
+        yield ports, compose
     finally:
         logs = compose("logs", "--no-color", timeout=60).stdout[-4000:]
         compose("down", "-v", "--remove-orphans", timeout=120)
         print(logs)  # shown by pytest only when the test failed
 
 
-def test_prometheus_scrapes_the_function_and_loads_the_rules(stack: dict[str, str]):
-    function = f"http://127.0.0.1:{stack['FUNCTION_PORT']}"
-    prometheus = f"http://127.0.0.1:{stack['PROMETHEUS_PORT']}"
+def test_prometheus_scrapes_the_function_then_a_canary_shows_up_by_role(stack: tuple[dict[str, str], Compose]):
+    ports, compose = stack
+    function = f"http://127.0.0.1:{ports['FUNCTION_PORT']}"
+    prometheus = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
 
     def ready() -> bool | None:
         with urllib.request.urlopen(f"{function}/readyz", timeout=5) as response:
@@ -87,3 +89,31 @@ def test_prometheus_scrapes_the_function_and_loads_the_rules(stack: dict[str, st
     assert confidence[0]["metric"]["role"] == "primary"
     groups = {g["name"] for g in get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]}
     assert {"modelfn-recording", "modelfn-alerts"} <= groups
+
+    # A canary through the alias, as a user would run it: the function picks it up by polling the store.
+    promote = [
+        "python",
+        "-m",
+        "function.cli",
+        "promote",
+        "iris@1.1.0",
+        "--alias",
+        "prod",
+        "--store",
+        "s3://models/demo",
+    ]
+    moved = compose("exec", "-T", "function", *promote, "--canary", "30", timeout=120)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    wait_for(lambda: get_json(f"{function}/readyz").get("candidate"), 120, "the function to load the canary")
+    answered = set()
+    for i in range(100):
+        headers = {"Content-Type": "application/json", "X-Route-Key": f"user-{i}"}
+        request = urllib.request.Request(f"{function}/v1/models/iris:predict", body, headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answered.add((response.headers["X-Model-Version"], json.loads(response.read())["model_version"]))
+    assert answered == {("1.0.0", "1.0.0"), ("1.1.0", "1.1.0")}
+    by_role = 'sum by (version, role) (modelfn_predictions_total{job="modelfn",outcome="ok"}) > 0'
+    split = wait_for(
+        lambda: r if (r := query(by_role)) and len(r) == 2 else None, 120, "Prometheus to scrape the canary"
+    )
+    assert {(r["metric"]["version"], r["metric"]["role"]) for r in split} == {("1.0.0", "primary"), ("1.1.0", "canary")}
