@@ -137,3 +137,23 @@ def test_watching_a_running_job_follows_it_to_the_end(tmp_path, cli_env):
     assert watched.returncode == 0, watched.stderr
     assert json.loads(watched.stdout)["done"] == 2 and json.loads(watched.stdout)["records"] == 150_000
     assert "2/2" in watched.stderr and "0/2" in watched.stderr.replace("\r", "\n")  # the bar moved while watching
+
+
+def test_batch_jobs_use_the_primary_while_the_alias_runs_a_canary(tmp_path, cli_env, published):
+    import numpy as np
+
+    from loader import aliases
+    from loader.stores import open_store
+    from tests.models import B, linear_onnx, publish_model
+
+    publish_model(published, linear_onnx(tmp_path / "v2.onnx", B + 10), version="2.0.0", aliases=())
+    store = open_store(published, {})
+    aliases.start_candidate(store, "lin", "latest", "2.0.0", 100, "canary", by="test")  # every request: 2.0.0
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"[1, 2, 3, 4]\n" * 10)
+    out = tmp_path / "out"
+    result = modelfn(cli_env, "batch", "run", "--input", source.as_uri(), "--output", out.as_uri(), "--local", "2")
+    assert result.returncode == 0, result.stderr
+    status = modelfn(cli_env, "batch", "status", out.as_uri(), "--json")
+    assert json.loads(status.stdout)["model_version"] == "1.0.0"
+    assert np.isfinite([len(merged(out, 2))]).all() and len(merged(out, 2)) == 10
