@@ -75,7 +75,7 @@ def measure(model: Model, variant: str, work: Path, env: dict[str, str], args: a
     """One server start for ``variant``; c=32 then c=1 per request kind."""
     extra, flag = VARIANTS[variant]
     set_alias(model.name, flag, env)
-    spec = modelfn("modelfn", model, work, env, extra)
+    spec = modelfn("modelfn", model, work, env, {**dict(e.split("=", 1) for e in args.env), **extra})
     spec.server.start()
     try:
         spec.server.wait_first_200(spec.probe(), 120)
@@ -131,6 +131,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="for every variant's server")
     p.add_argument("--name", default="release-cost")
     p.add_argument("--label", default="")
     p.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")

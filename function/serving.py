@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,9 @@ from loader.uri import ModelURI
 from loader.warmup import batches_for, warm_up
 
 log = logging.getLogger("modelfn.model")
+# One predict() at a time per container, across versions: a canary's, a shadow's or an outgoing model's
+# session would otherwise run beside the primary's, each sized to every CPU, and oversubscribe them.
+DEVICE_GATE = threading.Lock()
 __all__ = ["infer_v2", "instances_to_arrays", "loader_for", "predictions", "prune_cache", "run"]
 
 
@@ -38,7 +42,7 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
     )
     device = DeviceChoice(settings.device.value)
     options = settings.store_options()
-    threads = runtime_threads(settings.runtime_threads)
+    runtime_options = RuntimeOptions(runtime_threads(settings.runtime_threads), spin_wait=settings.runtime_spin_wait)
 
     def load(set_phase: Callable[[Phase], None]) -> LoadedModel:
         set_phase(Phase.FETCHING)
@@ -48,7 +52,7 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
                 artifact = fetch(open_store(uri.store, options), uri, cache)
                 fetched = time.perf_counter()
                 set_phase(Phase.LOADING)
-                runtime = create_runtime(artifact.manifest.framework, device, RuntimeOptions(threads))
+                runtime = create_runtime(artifact.manifest.framework, device, runtime_options)
                 runtime.load(artifact)
             loaded = time.perf_counter()
             batches = warm(runtime, artifact, settings, set_phase)
@@ -110,7 +114,7 @@ def engine_for(artifact: LocalArtifact, runtime: Runtime, settings: Settings, me
     timer = metrics.inference_seconds.labels(manifest.name, manifest.version)
 
     def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with timer.time():
+        with DEVICE_GATE, timer.time():
             return runtime.predict(inputs)
 
     rows = settings.max_batch_size if batchable(manifest) else 1

@@ -23,6 +23,7 @@ class RuntimeOptions:
 
     intra_op_threads: int | None = None  # None: the runtime's own default (all host cores)
     inter_op_threads: int = 1
+    spin_wait: bool = True  # ORT: intra-op threads busy-wait for the next run instead of sleeping
 
 
 class Runtime(Protocol):

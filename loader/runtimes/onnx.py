@@ -45,6 +45,8 @@ class OnnxRuntime:
         if self.options.intra_op_threads is not None:
             options.intra_op_num_threads = self.options.intra_op_threads
         options.inter_op_num_threads = self.options.inter_op_threads
+        if not self.options.spin_wait:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(artifact.model_path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad models

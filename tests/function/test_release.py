@@ -190,3 +190,43 @@ def test_a_shadow_that_cannot_take_the_inputs_counts_errors_and_answers_nothing(
     errors = metric(app, "modelfn_predictions_total", model="lin", version="3.0.0", role="shadow", outcome="error")
     assert errors == 20
     assert metric(app, "modelfn_shadow_rows_total", model="lin", version="3.0.0", result="agree") == 0
+
+
+def test_primary_and_canary_never_run_on_the_device_at_the_same_time(store, serve) -> None:
+    import threading
+    import time
+
+    aliases.start_candidate(store, "lin", "prod", "1.1.0", 50, "canary", by="test")
+    app, _ = serve()
+    release = app.extensions["modelfn"].holder.model
+    lock, active, peak = threading.Lock(), [0], [0]
+    for model in (release, release.split.candidate):
+        real = model.runtime.predict
+
+        def gated(inputs, real=real):  # type: ignore[no-untyped-def]
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.001)  # long enough for a second session to start beside it, were it allowed
+            try:
+                return real(inputs)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+        model.runtime.predict = gated  # type: ignore[method-assign]
+    barrier, answered = threading.Barrier(16), Counter()
+
+    def client() -> None:
+        c = app.test_client()
+        barrier.wait()
+        for _ in range(40):
+            answered[infer(c)] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(answered) == {"1.0.0", "1.1.0"} and sum(answered.values()) == 640
+    assert peak[0] == 1

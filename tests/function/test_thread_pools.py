@@ -74,3 +74,13 @@ def test_torch_uses_the_thread_budget(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("setting", "entry"), [(None, ""), (True, ""), (False, "0")])
+def test_runtime_spin_wait_setting_reaches_the_onnx_session(make_settings, published, setting, entry):
+    extra = {} if setting is None else {"runtime_spin_wait": setting}
+    app = create_app(make_settings(model_uri=f"{published}/lin", **extra))
+    wait_ready(app.test_client())
+    options = app.extensions["modelfn"].holder.model.runtime._session.get_session_options()
+    got = options.get_session_config_entry("session.intra_op.allow_spinning") if entry else ""
+    assert got == entry  # unset means ORT's default: spinning allowed

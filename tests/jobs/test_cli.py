@@ -144,9 +144,10 @@ def test_batch_jobs_use_the_primary_while_the_alias_runs_a_canary(tmp_path, cli_
 
     from loader import aliases
     from loader.stores import open_store
-    from tests.models import B, linear_onnx, publish_model
+    from tests.models import B, expected_logits, linear_onnx, publish_model
 
-    publish_model(published, linear_onnx(tmp_path / "v2.onnx", B + 10), version="2.0.0", aliases=())
+    bias = B + np.array([0.0, 0.0, 100.0], dtype=np.float32)  # 2.0.0 would give "c" a score of 1.0
+    publish_model(published, linear_onnx(tmp_path / "v2.onnx", bias), version="2.0.0", aliases=())
     store = open_store(published, {})
     aliases.start_candidate(store, "lin", "latest", "2.0.0", 100, "canary", by="test")  # every request: 2.0.0
     source = tmp_path / "in.jsonl"
@@ -154,6 +155,10 @@ def test_batch_jobs_use_the_primary_while_the_alias_runs_a_canary(tmp_path, cli_
     out = tmp_path / "out"
     result = modelfn(cli_env, "batch", "run", "--input", source.as_uri(), "--output", out.as_uri(), "--local", "2")
     assert result.returncode == 0, result.stderr
-    status = modelfn(cli_env, "batch", "status", out.as_uri(), "--json")
-    assert json.loads(status.stdout)["model_version"] == "1.0.0"
-    assert np.isfinite([len(merged(out, 2))]).all() and len(merged(out, 2)) == 10
+    assert json.loads((out / "_SUCCESS").read_text())["model_version"] == "1.0.0"
+    records = merged(out, 2)
+    assert len(records) == 10
+    logits = expected_logits(np.array([[1, 2, 3, 4]], dtype=np.float32))[0]
+    scores = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    top = float(np.sort(scores)[-1])
+    assert all(r["prediction"][0]["score"] == pytest.approx(top, rel=1e-5) for r in records)  # 1.0.0's answers
