@@ -43,6 +43,7 @@ class LoadedModel:
     runtime: Runtime
     engine: Batcher | None = None  # None: predict() per request, unbatched
     split: Split | None = None  # the alias's canary or shadow, loaded beside this primary
+    candidate: bool = False  # loaded with a candidate's runtime options (ORT: no spin-wait)
 
     @property
     def name(self) -> str:

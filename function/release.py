@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from function.errors import ModelNotFound
 from function.holder import LoadedModel, Phase, Split
-from loader.manifest import AliasRecord, Candidate
+from loader.manifest import AliasRecord, Candidate, Framework
 
 log = logging.getLogger("modelfn.model")
 
@@ -74,23 +74,33 @@ def target_of(model: LoadedModel) -> tuple[str, Candidate | None]:
 
 
 def assemble(
-    record: AliasRecord, loaded: list[LoadedModel], load: Callable[[str], LoadedModel]
+    record: AliasRecord, loaded: list[LoadedModel], load: Callable[[str, bool], LoadedModel]
 ) -> tuple[LoadedModel, list[str]]:
-    """The release ``record`` names, reusing already loaded versions; returns it and the versions it loaded."""
-    have = {m.version: dataclasses.replace(m, split=None) for m in loaded}
+    """The release ``record`` names, reusing loaded versions; returns it and the versions it loaded.
+
+    ``load(version, candidate)``. An ONNX version loaded as a candidate (no spin-wait) is loaded again
+    to become the primary, and the other way round; other runtimes are reused in either role.
+    """
+    have = {_slot(m.version, m.candidate, m): dataclasses.replace(m, split=None) for m in loaded}
     fresh: list[str] = []
 
-    def get(version: str) -> LoadedModel:
-        if version not in have:
-            have[version] = load(version)
+    def get(version: str, candidate: bool) -> LoadedModel:
+        key = next((k for k in have if k[0] == version and k[1] in (candidate, None)), (version, candidate))
+        if key not in have:
+            have[key] = load(version, candidate)
             fresh.append(version)
-        return have[version]
+        return have[key]
 
-    primary = get(record.version)
+    primary = get(record.version, False)
     c = record.candidate
     if c is None:
         return primary, fresh
-    return dataclasses.replace(primary, split=Split(get(c.version), c.share, c.mode)), fresh
+    return dataclasses.replace(primary, split=Split(get(c.version, True), c.share, c.mode)), fresh
+
+
+def _slot(version: str, candidate: bool, model: LoadedModel) -> tuple[str, bool | None]:
+    # Spin-wait is an ORT session option; torch's thread pool is the process's either way.
+    return (version, candidate if model.artifact.manifest.framework is Framework.ONNX else None)
 
 
 def members(model: LoadedModel | None) -> list[LoadedModel]:

@@ -47,7 +47,7 @@ def release_loader(
             record = read_record(uri, settings)
             if record.version != primary.version or record.candidate is None:
                 return primary  # moved since the primary resolved: the next check catches up
-            model, _ = assemble(record, [primary], lambda v: loader_for(pinned(uri, v), settings, metrics)(quiet))
+            model, _ = assemble(record, [primary], _loader(uri, settings, metrics))
         except Exception as exc:  # the primary is good; a bad candidate must not keep it from serving
             _not_loaded(uri, primary, exc)
             return primary
@@ -64,10 +64,15 @@ def check(uri: ModelURI, current: LoadedModel, settings: Settings, metrics: Metr
     record = read_record(uri, settings)
     if record.target() == target_of(current):
         return None
-    model, fresh = assemble(record, members(current), lambda v: loader_for(pinned(uri, v), settings, metrics)(quiet))
+    model, fresh = assemble(record, members(current), _loader(uri, settings, metrics))
     if fresh:
         log.info("release versions loaded", extra={"fields": {"model": str(uri), "versions": fresh}})
     return model
+
+
+def _loader(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[[str, bool], LoadedModel]:
+    """Load one pinned version of ``uri``, as a primary or as a candidate, beside the serving release."""
+    return lambda version, candidate: loader_for(pinned(uri, version), settings, metrics, candidate)(quiet)
 
 
 def describe(model: LoadedModel) -> str:

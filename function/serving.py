@@ -35,14 +35,19 @@ DEVICE_GATE = threading.Lock()
 __all__ = ["infer_v2", "instances_to_arrays", "loader_for", "predictions", "prune_cache", "run"]
 
 
-def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[[Callable[[Phase], None]], LoadedModel]:
-    """A loader for the holder: resolve + fetch (verified) into the cache, then load the runtime."""
+def loader_for(
+    uri: ModelURI, settings: Settings, metrics: Metrics, candidate: bool = False
+) -> Callable[[Callable[[Phase], None]], LoadedModel]:
+    """A loader for the holder: resolve + fetch (verified) into the cache, then load the runtime.
+
+    A ``candidate`` (canary, shadow) runs beside the primary: its ORT threads do not spin between runs.
+    """
     cache = ArtifactCache(
         settings.cache_dir, settings.fetch_retries, settings.fetch_retry_budget_seconds, settings.load_retry_seconds
     )
     device = DeviceChoice(settings.device.value)
     options = settings.store_options()
-    runtime_options = RuntimeOptions(runtime_threads(settings.runtime_threads), spin_wait=settings.runtime_spin_wait)
+    runtime_options = RuntimeOptions(runtime_threads(settings.runtime_threads), spin_wait=not candidate)
 
     def load(set_phase: Callable[[Phase], None]) -> LoadedModel:
         set_phase(Phase.FETCHING)
@@ -60,7 +65,7 @@ def loader_for(uri: ModelURI, settings: Settings, metrics: Metrics) -> Callable[
         except Exception:
             metrics.load_failures.inc()
             raise
-        model = LoadedModel(artifact, runtime, engine_for(artifact, runtime, settings, metrics))
+        model = LoadedModel(artifact, runtime, engine_for(artifact, runtime, settings, metrics), candidate=candidate)
         prune_cache(cache, settings.cache_keep_artifacts, metrics)
         metrics.record_load(model, artifact.stats, fetched - started, loaded - fetched)
         metrics.warmup_seconds.observe(warmed - loaded)

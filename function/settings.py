@@ -82,11 +82,6 @@ class Settings(BaseSettings):
     runtime_threads: int | None = Field(
         None, gt=0, description="Runtime intra-op threads (ORT, torch); default: CPUs of the cgroup quota"
     )
-    runtime_spin_wait: bool = Field(
-        True,
-        description="Let ORT's intra-op threads spin between runs (lower latency alone; off frees the CPU for "
-        "HTTP threads and a second version's session)",
-    )
     max_batch_size: int = Field(64, gt=0, description="Most rows one batched predict() may take; 1 turns batching off")
     max_batch_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="Under load, how long a batch may wait to fill up; a lone request never waits"

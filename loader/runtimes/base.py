@@ -23,7 +23,9 @@ class RuntimeOptions:
 
     intra_op_threads: int | None = None  # None: the runtime's own default (all host cores)
     inter_op_threads: int = 1
-    spin_wait: bool = True  # ORT: intra-op threads busy-wait for the next run instead of sleeping
+    # ORT: intra-op threads busy-wait after a run (lower latency). A second session beside the serving one
+    # (a canary, a shadow) turns it off: its idle spinning threads would take the CPUs from the other's runs.
+    spin_wait: bool = True
 
 
 class Runtime(Protocol):

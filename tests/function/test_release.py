@@ -145,22 +145,29 @@ def test_the_candidate_can_be_addressed_by_version_and_metadata_lists_both(store
     assert missing.status_code == 404 and "1.0.0 and 2.0.0" in missing.get_json()["error"]
 
 
-def test_finish_and_rollback_swap_without_loading_a_version_twice(store, serve) -> None:
+def test_finish_and_rollback_swap_from_the_cache_with_one_copy_per_role(store, serve) -> None:
     aliases.start_candidate(store, "lin", "prod", "1.1.0", 50, "canary", by="test")
     app, client = serve()
     updater = app.extensions["modelfn.events"].updater
     loads = lambda: metric(app, "modelfn_model_load_seconds_count")  # noqa: E731
-    assert loads() == 2  # primary and canary, one copy each
+    downloads = lambda: metric(app, "modelfn_artifact_downloads_total")  # noqa: E731
+    assert (loads(), downloads()) == (2, 2)  # primary and canary, one copy each
     aliases.finish(store, "lin", "prod", by="test")
     assert updater.check() == "swapped"
-    assert loads() == 2  # the canary was already loaded: finishing it loads nothing
+    # The canary's session does not spin-wait (it ran beside the primary); as the primary it is loaded
+    # again from the cache with the primary's options, and the old primary is dropped.
+    assert (loads(), downloads()) == (3, 2)
+    release = app.extensions["modelfn"].holder.model
+    assert release.split is None and release.runtime.options.spin_wait
     assert {infer(client) for _ in range(50)} == {"1.1.0"}
     assert metric(app, "modelfn_release_share", model="lin", version="1.1.0", role="canary") == 0
     assert metric(app, "modelfn_release_share", model="lin", version="1.1.0", role="primary") == 100
     aliases.rollback(store, "lin", "prod", by="test")  # back to 1.0.0 + canary 1.1.0
     assert updater.check() == "swapped"
-    assert loads() == 3 and updater.check() == "current"
+    assert (loads(), downloads()) == (5, 2) and updater.check() == "current"
     assert {infer(client) for _ in range(200)} == {"1.0.0", "1.1.0"}
+    aliases.promote(store, "lin", "prod", "1.0.0", by="test")  # the canary ends: the primary is reused
+    assert updater.check() == "swapped" and loads() == 5
 
 
 def test_a_candidate_that_fails_to_load_leaves_the_primary_serving(store, serve, store_dir: Path) -> None:
@@ -199,6 +206,8 @@ def test_primary_and_canary_never_run_on_the_device_at_the_same_time(store, serv
     aliases.start_candidate(store, "lin", "prod", "1.1.0", 50, "canary", by="test")
     app, _ = serve()
     release = app.extensions["modelfn"].holder.model
+    # The primary's threads spin between runs; the candidate's sleep, so they never take the primary's CPUs.
+    assert release.runtime.options.spin_wait and not release.split.candidate.runtime.options.spin_wait
     lock, active, peak = threading.Lock(), [0], [0]
     for model in (release, release.split.candidate):
         real = model.runtime.predict

@@ -76,11 +76,19 @@ def test_torch_uses_the_thread_budget(tmp_path):
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize(("setting", "entry"), [(None, ""), (True, ""), (False, "0")])
-def test_runtime_spin_wait_setting_reaches_the_onnx_session(make_settings, published, setting, entry):
-    extra = {} if setting is None else {"runtime_spin_wait": setting}
-    app = create_app(make_settings(model_uri=f"{published}/lin", **extra))
-    wait_ready(app.test_client())
-    options = app.extensions["modelfn"].holder.model.runtime._session.get_session_options()
+@pytest.mark.parametrize(("spin", "entry"), [(True, ""), (False, "0")])
+def test_spin_wait_reaches_the_onnx_session(tmp_path, spin, entry):
+    from loader.cache import FetchStats
+    from loader.manifest import Framework
+    from tests.models import linear_onnx
+
+    class Artifact:
+        model_path = linear_onnx(tmp_path / "m.onnx")
+        manifest = None
+        stats = FetchStats()
+
+    runtime = create_runtime(Framework.ONNX, DeviceChoice.CPU, RuntimeOptions(1, spin_wait=spin))
+    runtime.load(Artifact())  # type: ignore[arg-type]
+    options = runtime._session.get_session_options()
     got = options.get_session_config_entry("session.intra_op.allow_spinning") if entry else ""
     assert got == entry  # unset means ORT's default: spinning allowed
