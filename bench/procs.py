@@ -127,3 +127,16 @@ def tree_pss_kb(root: int) -> int:
                     total += int(line.split()[1])
                     break
     return total
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of ``root`` and its live descendants (from /proc/<pid>/stat)."""
+    tree, todo, total = _children(), [root], 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        pid = todo.pop()
+        todo += tree.get(pid, [])
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total

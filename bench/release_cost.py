@@ -29,7 +29,7 @@ from typing import Any
 
 from bench import store, wrk
 from bench.mlp import INPUT, WIDTH, make_mlp
-from bench.procs import ROOT
+from bench.procs import ROOT, tree_cpu_seconds
 from bench.servers import Model, modelfn
 
 VARIANTS: dict[str, tuple[dict[str, str], str | None]] = {
@@ -83,10 +83,13 @@ def measure(model: Model, variant: str, work: Path, env: dict[str, str], args: a
         for kind in KINDS:
             request = spec.requests[kind]
             wrk.run(spec.url, request, work / kind, 32, args.warmup)
-            out[kind] = {
-                "c32": wrk.run(spec.url, request, work / kind, 32, args.seconds),
-                "c1": wrk.run(spec.url, request, work / kind, 1, args.seconds),
-            }
+            assert spec.server.proc is not None
+            cpu = tree_cpu_seconds(spec.server.proc.pid)
+            c32 = wrk.run(spec.url, request, work / kind, 32, args.seconds)
+            # Server CPU per answered request: steadier than req/s on a shared machine (what other
+            # processes take from the cores changes req/s, not the work one request costs).
+            c32["cpu_ms_per_request"] = (tree_cpu_seconds(spec.server.proc.pid) - cpu) * 1e3 / max(c32["requests"], 1)
+            out[kind] = {"c32": c32, "c1": wrk.run(spec.url, request, work / kind, 1, args.seconds)}
         return out
     finally:
         spec.server.stop()
@@ -100,11 +103,18 @@ def summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any
             for kind in KINDS:
                 rps = statistics.median(s[kind]["c32"]["req_per_s"] for s in samples)
                 p50 = statistics.median(s[kind]["c1"]["p50_ms"] for s in samples)
-                table.setdefault(model, {}).setdefault(variant, {})[kind] = {"c32_req_per_s": rps, "c1_p50_ms": p50}
+                cpu = statistics.median(s[kind]["c32"]["cpu_ms_per_request"] for s in samples)
+                cell = {"c32_req_per_s": rps, "c1_p50_ms": p50, "cpu_ms_per_request": cpu}
+                cell["c32_range"] = [
+                    min(s[kind]["c32"]["req_per_s"] for s in samples),
+                    max(s[kind]["c32"]["req_per_s"] for s in samples),
+                ]
+                table.setdefault(model, {}).setdefault(variant, {})[kind] = cell
         base = table[model]["monitor-off"]
         for row in table[model].values():
             for kind, cell in row.items():
                 cell["c32_vs_off"] = cell["c32_req_per_s"] / base[kind]["c32_req_per_s"]
+                cell["cpu_vs_off"] = cell["cpu_ms_per_request"] / base[kind]["cpu_ms_per_request"]
                 cell["c1_p50_minus_off_ms"] = cell["c1_p50_ms"] - base[kind]["c1_p50_ms"]
     return table
 
@@ -112,12 +122,17 @@ def summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any
 def markdown(table: dict[str, Any], label: str) -> str:
     """The results as a Markdown table."""
     lines = [f"# Hot-path cost of monitoring and releases ({label})", ""]
-    lines += ["| model | variant | kind | c=32 req/s | vs monitor-off | c=1 p50 ms | minus off |", "|---" * 7 + "|"]
+    lines += [
+        "| model | variant | kind | c=32 req/s [range] | vs off | server CPU ms/req | vs off | c=1 p50 | minus off |",
+        "|---" * 9 + "|",
+    ]
     for model, variants in table.items():
         for variant, row in variants.items():
             for kind, c in row.items():
+                low, high = c["c32_range"]
                 lines.append(
-                    f"| {model} | {variant} | {kind} | {c['c32_req_per_s']:.0f} | {c['c32_vs_off']:.3f} "
+                    f"| {model} | {variant} | {kind} | {c['c32_req_per_s']:.0f} [{low:.0f}-{high:.0f}] "
+                    f"| {c['c32_vs_off']:.3f} | {c['cpu_ms_per_request']:.3f} | {c['cpu_vs_off']:.3f} "
                     f"| {c['c1_p50_ms']:.3f} | {c['c1_p50_minus_off_ms']:+.3f} |"
                 )
     return "\n".join(lines) + "\n"

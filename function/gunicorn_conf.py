@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import Any
 
 from function.settings import load_settings
 
 _settings = load_settings()
 
-# Workers inherit this before they import prometheus_client, so every metric lands in shared files
-# and /metrics from any worker reports the whole container.
-_owned_metrics_dir: str | None = None
-if _settings.prometheus_multiproc_dir is None:
-    _owned_metrics_dir = tempfile.mkdtemp(prefix="modelfn-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _owned_metrics_dir
-else:
+# One worker serves the container, so its in-process registry is the container's metrics: no
+# multiprocess files (their mmap'd values doubled the cost of each metric update on the hot path).
+# A PROMETHEUS_MULTIPROC_DIR set by the operator is still honoured.
+if _settings.prometheus_multiproc_dir is not None:
     _settings.prometheus_multiproc_dir.mkdir(parents=True, exist_ok=True)
 
-from function import holder, worker  # noqa: E402 - after the env var: holder imports prometheus_client
+from function import holder, worker  # noqa: E402
 
 # The master never loads the model or starts background threads (they would not survive the fork,
 # and with --preload a model loaded here would be a second copy): workers start them in post_fork.
@@ -48,19 +43,15 @@ def on_starting(server: Any) -> None:
     """Refuse to start with more than one worker, or with DEVICE=cuda and no usable GPU."""
     from function.device_check import require_device
 
-    try:
-        if server.cfg.workers != 1:
-            server.log.error(
-                "refusing to start: %d Gunicorn workers would load %d copies of the model; modelfn serves one"
-                " model per container with one worker and THREADS threads (docs/serving.md)",
-                server.cfg.workers,
-                server.cfg.workers,
-            )
-            raise SystemExit(2)
-        require_device(_settings)
-    except SystemExit:
-        on_exit(server)  # Gunicorn skips on_exit when on_starting fails; do not leak the metrics dir
-        raise
+    if server.cfg.workers != 1:
+        server.log.error(
+            "refusing to start: %d Gunicorn workers would load %d copies of the model; modelfn serves one"
+            " model per container with one worker and THREADS threads (docs/serving.md)",
+            server.cfg.workers,
+            server.cfg.workers,
+        )
+        raise SystemExit(2)
+    require_device(_settings)
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -69,11 +60,12 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """Drop a dead worker's live gauges from the aggregated metrics."""
-    # Imported here: the master must not load prometheus_client before the env var above is set.
+    """Drop a dead worker's live gauges from the aggregated metrics (multiprocess mode only)."""
+    if _settings.prometheus_multiproc_dir is None:
+        return
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid, str(_settings.prometheus_multiproc_dir))
 
 
 def worker_exit(server: Any, worker: Any) -> None:
@@ -81,9 +73,3 @@ def worker_exit(server: Any, worker: Any) -> None:
     from function.holder import close_all
 
     close_all()
-
-
-def on_exit(server: Any) -> None:
-    """Remove the metrics directory this config created."""
-    if _owned_metrics_dir:
-        shutil.rmtree(_owned_metrics_dir, ignore_errors=True)
