@@ -24,6 +24,10 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 READ_TIMEOUT = 10.0  # set from Settings.request_read_timeout by the Gunicorn config before the fork
 HEAD_LIMIT = 64 * 1024  # beyond this the parser takes over (and answers 431 for oversized heads)
+# gthread does its housekeeping (heartbeat file, keep-alive and head deadline sweeps) on every turn of the
+# event loop, i.e. once or twice per request; deadlines are seconds long, so a few sweeps a second suffice.
+SWEEP_SECONDS = 0.25
+HEARTBEAT_SECONDS = 1.0
 _REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
 _REASONS |= {500: "Internal Server Error", 501: "Not Implemented"}
 
@@ -85,7 +89,15 @@ class ModelfnWorker(ThreadWorker):
     def init_process(self) -> None:
         """Track connections whose head is still arriving (connection -> deadline)."""
         self._heads: dict[TConn, float] = {}
+        self._next_sweep = self._next_heartbeat = 0.0
         super().init_process()
+
+    def notify(self) -> None:
+        """Touch the heartbeat file at most once a second (the arbiter's timeout is many seconds)."""
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+            super().notify()
 
     def accept(self, server: Any, listener: socket.socket) -> None:
         """Accept as ``gthread`` does, but give a connection that never sends anything a deadline too."""
@@ -155,8 +167,11 @@ class ModelfnWorker(ThreadWorker):
 
     def murder_keepalived(self) -> None:
         """Also drop stalled heads (with a 408) and connections that never sent a byte (quietly)."""
-        super().murder_keepalived()
         now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_SECONDS
+        super().murder_keepalived()
         for conn in [c for c, deadline in self._heads.items() if deadline < now]:
             with self._lock, contextlib.suppress(KeyError, ValueError, OSError):
                 self.poller.unregister(conn.sock)
