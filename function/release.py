@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from function.errors import ModelNotFound
 from function.holder import LoadedModel, Phase, Split
 from loader.manifest import AliasRecord, Candidate, Framework
-
-log = logging.getLogger("modelfn.model")
 
 PRIMARY = "primary"
 ROUTE_HEADERS = ("X-Route-Key", "X-Request-Id")
@@ -81,13 +78,14 @@ def assemble(
     ``load(version, candidate)``. An ONNX version loaded as a candidate (no spin-wait) is loaded again
     to become the primary, and the other way round; other runtimes are reused in either role.
     """
-    have = {_slot(m.version, m.candidate, m): dataclasses.replace(m, split=None) for m in loaded}
+    have = {_slot(m): dataclasses.replace(m, split=None) for m in loaded}
     fresh: list[str] = []
 
     def get(version: str, candidate: bool) -> LoadedModel:
-        key = next((k for k in have if k[0] == version and k[1] in (candidate, None)), (version, candidate))
-        if key not in have:
-            have[key] = load(version, candidate)
+        key = next((k for k in have if k[0] == version and k[1] in (candidate, None)), None)
+        if key is None:
+            model = load(version, candidate)
+            key, have[_slot(model)] = _slot(model), model
             fresh.append(version)
         return have[key]
 
@@ -98,9 +96,9 @@ def assemble(
     return dataclasses.replace(primary, split=Split(get(c.version, True), c.share, c.mode)), fresh
 
 
-def _slot(version: str, candidate: bool, model: LoadedModel) -> tuple[str, bool | None]:
+def _slot(model: LoadedModel) -> tuple[str, bool | None]:
     # Spin-wait is an ORT session option; torch's thread pool is the process's either way.
-    return (version, candidate if model.artifact.manifest.framework is Framework.ONNX else None)
+    return (model.version, model.candidate if model.artifact.manifest.framework is Framework.ONNX else None)
 
 
 def members(model: LoadedModel | None) -> list[LoadedModel]:
