@@ -26,6 +26,8 @@ locals {
     WORKERS          = "1"
     TIMEOUT          = tostring(var.request_timeout_seconds)
     GRACEFUL_TIMEOUT = "8" # Cloud Run sends SIGKILL 10 s after SIGTERM
+    # An alias move (promote, canary, rollback) reaches every instance within this; its event reaches one.
+    MODEL_POLL_SECONDS = "30"
   }
   events_env = var.events == null ? {} : {
     EVENTS_INPUT_URI  = "gs://${local.bucket}/${var.events.input_prefix}"

@@ -24,6 +24,8 @@ locals {
     LOAD_MODE = "eager"
     WORKERS   = "1"
     TIMEOUT   = tostring(var.request_timeout_seconds)
+    # An alias move (promote, canary, rollback) reaches every instance within this; its event reaches one.
+    MODEL_POLL_SECONDS = "30"
   }
   events_env = var.events == null ? {} : {
     EVENTS_INPUT_URI  = "s3://${local.bucket}/${var.events.input_prefix}"

@@ -57,7 +57,7 @@ run "env_names_match_settings" {
 
   assert {
     condition = toset([for e in google_cloud_run_v2_service.this.template[0].containers[0].env : e.name]) == toset([
-      "MODEL_URI", "DEVICE", "LOAD_MODE", "WORKERS", "THREADS", "TIMEOUT", "GRACEFUL_TIMEOUT", "LOG_LEVEL",
+      "MODEL_URI", "DEVICE", "LOAD_MODE", "MODEL_POLL_SECONDS", "WORKERS", "THREADS", "TIMEOUT", "GRACEFUL_TIMEOUT", "LOG_LEVEL",
       "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_AUTH", "KEEPALIVE_SECONDS", "GOOGLE_CLOUD_PROJECT",
     ])
     error_message = "unexpected env var names (PORT must not be set on Cloud Run)"

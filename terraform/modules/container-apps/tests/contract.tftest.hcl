@@ -62,7 +62,7 @@ run "env_names_match_settings" {
 
   assert {
     condition = toset([for e in azurerm_container_app.this.template[0].container[0].env : e.name]) == toset([
-      "MODEL_URI", "PORT", "AZURE_STORAGE_ACCOUNT_URL", "AZURE_CLIENT_ID", "DEVICE", "LOAD_MODE", "WORKERS", "THREADS",
+      "MODEL_URI", "PORT", "AZURE_STORAGE_ACCOUNT_URL", "AZURE_CLIENT_ID", "DEVICE", "LOAD_MODE", "MODEL_POLL_SECONDS", "WORKERS", "THREADS",
       "TIMEOUT", "LOG_LEVEL", "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "EVENTS_SECRET", "KEEPALIVE_SECONDS",
     ])
     error_message = "unexpected env var names"

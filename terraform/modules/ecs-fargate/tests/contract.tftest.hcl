@@ -118,7 +118,7 @@ run "env_names_match_settings" {
 
   assert {
     condition = toset([for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e.name]) == toset([
-      "MODEL_URI", "PORT", "AWS_REGION", "DEVICE", "LOAD_MODE", "WORKERS", "THREADS", "TIMEOUT", "LOG_LEVEL",
+      "MODEL_URI", "PORT", "AWS_REGION", "DEVICE", "LOAD_MODE", "MODEL_POLL_SECONDS", "WORKERS", "THREADS", "TIMEOUT", "LOG_LEVEL",
       "EVENTS_INPUT_URI", "EVENTS_OUTPUT_URI", "KEEPALIVE_SECONDS",
     ])
     error_message = "unexpected env var names"
