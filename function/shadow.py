@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from function.holder import LoadedModel
 from function.release import ReleaseMetrics
 from loader.errors import InferenceInputError
+
+if TYPE_CHECKING:
+    from function.metrics import Metrics
+
+# serving.run, passed in to keep this module free of the serving imports.
+Run = Callable[[LoadedModel, dict[str, np.ndarray], "Metrics", str], dict[str, np.ndarray]]
 
 log = logging.getLogger("modelfn.shadow")
 
@@ -46,15 +54,15 @@ def compare(primary: dict[str, np.ndarray], shadow: dict[str, np.ndarray]) -> tu
 class ShadowRunner:
     """A small pool running shadow predictions; a full queue drops the run instead of delaying anything."""
 
-    def __init__(self, metrics: ReleaseMetrics, run: object) -> None:
+    def __init__(self, metrics: ReleaseMetrics, run: Run) -> None:
         self._metrics = metrics
-        self._run = run  # serving.run, passed in to keep this module free of the serving imports
+        self._run = run
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
         self._lock = threading.Lock()
 
     def submit(
-        self, candidate: LoadedModel, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], metrics: object
+        self, candidate: LoadedModel, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], metrics: Metrics
     ) -> None:
         """Queue one shadow run of ``inputs`` on ``candidate``, to be compared with the primary's ``outputs``."""
         with self._lock:
@@ -68,10 +76,10 @@ class ShadowRunner:
         pool.submit(self._shadow, candidate, inputs, outputs, metrics)
 
     def _shadow(
-        self, candidate: LoadedModel, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], metrics: object
+        self, candidate: LoadedModel, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], metrics: Metrics
     ) -> None:
         try:
-            theirs = self._run(candidate, inputs, metrics, "shadow")  # type: ignore[operator]
+            theirs = self._run(candidate, inputs, metrics, "shadow")
         except InferenceInputError as exc:  # the primary took these inputs: for a shadow it is the version's fault
             self._metrics.bound(candidate, "shadow")[1].inc()
             log.debug("shadow refused the primary's inputs: %s", exc)

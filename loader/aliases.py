@@ -78,10 +78,11 @@ def head(store: Store, name: str, alias: str) -> tuple[int, AliasRecord | None]:
 
 
 def history(store: Store, name: str, alias: str) -> list[AliasMove]:
-    """Every recorded move, oldest first."""
-    newest, _ = head(store, name, alias)
-    moves = [read_move(store, name, alias, seq) for seq in range(1, newest + 1)]
-    return [m for m in moves if m is not None]
+    """Every recorded move, oldest first (slots are taken in order from 1, so the first gap ends it)."""
+    moves: list[AliasMove] = []
+    while (move := read_move(store, name, alias, len(moves) + 1)) is not None:
+        moves.append(move)
+    return moves
 
 
 Change = Callable[[AliasRecord | None, int], AliasRecord]
