@@ -136,6 +136,15 @@ def publish_model(
     return manifest
 
 
+def publish_linear_versions(
+    store_uri: str, work: Path, biases: dict[str, np.ndarray], options: dict[str, str | None] | None = None
+) -> None:
+    """Publish ``lin`` once per version, each the linear model with its own bias, and move no alias."""
+    for version, bias in biases.items():
+        model = linear_onnx(work / f"lin-{version}.onnx", bias)
+        publish_model(store_uri, model, version=version, aliases=(), options=options)
+
+
 def stored_file(store_dir: Path, name: str = "lin", version: str = "1.0.0", path: str = "model.onnx") -> Path:
     """Where a file:// store keeps one file of a published version (its manifest's layout decides)."""
     import json

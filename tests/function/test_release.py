@@ -19,7 +19,7 @@ from function.settings import Settings
 from loader import aliases
 from loader.stores import open_store
 from tests.conftest import wait_ready
-from tests.models import B, expected_logits, linear_onnx, publish_model
+from tests.models import B, expected_logits, publish_linear_versions, publish_model
 
 X = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
 # 1.1.0 adds 10 to every logit (same top label); 2.0.0 makes the last class win every row.
@@ -37,8 +37,7 @@ def six_sigma(n: int, share: float) -> tuple[float, float]:
 def store(store_dir: Path, tmp_path: Path) -> Any:
     """A file store with lin@1.0.0, 1.1.0 and 2.0.0 and ``prod`` -> 1.0.0."""
     uri = store_dir.as_uri()
-    for version, bias in BIAS.items():
-        publish_model(uri, linear_onnx(tmp_path / f"{version}.onnx", bias), version=version, aliases=())
+    publish_linear_versions(uri, tmp_path, BIAS)
     store = open_store(uri, {})
     aliases.promote(store, "lin", "prod", "1.0.0", by="test")
     return store

@@ -15,7 +15,7 @@ from loader import aliases
 from loader.stores import open_store
 from tests.function.test_process_model import Reply, load, stop, wait_ready
 from tests.function.test_server import start_server
-from tests.models import B, expected_logits, linear_onnx, publish_model
+from tests.models import B, expected_logits, publish_linear_versions
 
 X = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
 BIAS = {"1.0.0": B, "1.1.0": B + 10}
@@ -26,8 +26,7 @@ def test_canary_finish_and_rollbacks_under_load_fail_no_request(tmp_path: Path, 
     from click.testing import CliRunner
 
     uri = store_dir.as_uri()
-    for version, bias in BIAS.items():
-        publish_model(uri, linear_onnx(tmp_path / f"{version}.onnx", bias), version=version, aliases=())
+    publish_linear_versions(uri, tmp_path, BIAS)
     store = open_store(uri, {})
     aliases.promote(store, "lin", "prod", "1.0.0", by="test")
     server = start_server(tmp_path, f"{uri}/lin@prod", MODEL_POLL_SECONDS="0.2")

@@ -19,7 +19,7 @@ from loader import aliases
 from loader.keys import alias_key
 from loader.manifest import AliasRecord
 from loader.stores import open_store
-from tests.models import linear_onnx
+from tests.models import B, publish_linear_versions
 
 ROUNDS = 15
 PROMOTERS = 3
@@ -27,14 +27,7 @@ BARRIER_TIMEOUT = 120.0
 
 
 def _publish_versions(store_uri: str, tmp_path: Path, versions: list[str]) -> None:
-    from function.publishing import build_manifest
-    from loader.publish import publish
-
-    model = linear_onnx(tmp_path / "model.onnx")
-    store = open_store(store_uri, Settings().store_options())
-    for version in versions:
-        manifest, sources = build_manifest(model, "lin", version, None, [], [], [], {}, {}, {})
-        publish(store, manifest, sources, ())
+    publish_linear_versions(store_uri, tmp_path, dict.fromkeys(versions, B), Settings().store_options())
 
 
 @pytest.fixture
