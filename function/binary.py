@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import numpy as np
-from flask import Response, jsonify
 
 from function import jsonio
 from function.errors import RequestError
@@ -66,16 +65,6 @@ def encode_output(name: str, array: np.ndarray, datatype: str, blobs: list[bytes
     blobs.append(data)
     parameters = {"binary_data_size": len(data)}
     return {"name": name, "datatype": datatype, "shape": list(array.shape), "parameters": parameters}
-
-
-def respond(body: dict[str, Any], blobs: list[bytes]) -> Response:
-    """Plain JSON when no output is binary; else the JSON header, the raw tensors, and the header's length."""
-    if not blobs:
-        return jsonify(body)
-    header = jsonio.dumps(body)
-    response = Response(b"".join([header, *blobs]), mimetype="application/octet-stream")
-    response.headers[HEADER] = str(len(header))
-    return response
 
 
 def _binary_size(tensor: V2Tensor) -> int | None:

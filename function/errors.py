@@ -110,20 +110,26 @@ def error_response(status: int, message: str, **extra: Any) -> Response:
     return response
 
 
-def _not_ready(exc: ModelNotReady) -> Response:
-    st = exc.status
-    response = error_response(503, public_reason(st), state=st.state.value, phase=st.phase.value)
-    response.headers["Retry-After"] = str(max(1, math.ceil(st.retry_in or 1)))
-    return response
-
-
-def _typed(exc: Exception) -> Response:
+def answer_for(exc: Exception) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    """(status, JSON body, headers) for an error raised by a handler, the same for every HTTP front."""
+    if isinstance(exc, ModelNotReady):
+        st = exc.status
+        body = {"error": public_reason(st), "state": st.state.value, "phase": st.phase.value}
+        return 503, body, [("Retry-After", str(max(1, math.ceil(st.retry_in or 1))))]
+    if not isinstance(exc, RequestError | le.ModelfnError):
+        log.exception("unhandled error")
+        return 500, {"error": "internal error"}, []
     status = status_for(exc)
     if status >= 500:
         log.error("request failed: %s: %s", type(exc).__name__, exc)
-    response = error_response(status, public_message(exc))
-    if status == 503:  # transient (storage, a held claim): tell platforms and clients when to retry
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    # transient (storage, a held claim): tell platforms and clients when to retry
+    return status, {"error": public_message(exc)}, [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == 503 else []
+
+
+def _answer(exc: Exception) -> Response:
+    status, body, headers = answer_for(exc)
+    response = error_response(status, body.pop("error"), **body)
+    response.headers.extend(headers)
     return response
 
 
@@ -134,16 +140,8 @@ def _http(exc: HTTPException) -> Response:
     return response
 
 
-def _unexpected(exc: Exception) -> Response:
-    log.exception("unhandled error")
-    return error_response(500, "internal error")
-
-
 def init_app(app: Flask) -> None:
     """Register the handlers."""
-    app.register_error_handler(ModelNotReady, _not_ready)
-    app.register_error_handler(RequestError, _typed)
-    app.register_error_handler(le.ModelfnError, _typed)
     app.register_error_handler(HTTPException, _http)
-    app.register_error_handler(Exception, _unexpected)
+    app.register_error_handler(Exception, _answer)  # typed errors, ModelNotReady and the unexpected
     app.config["TRAP_BAD_REQUEST_ERRORS"] = False

@@ -21,6 +21,7 @@ from function import holder, worker  # noqa: E402
 # and with --preload a model loaded here would be a second copy): workers start them in post_fork.
 holder.defer_background_work()
 worker.READ_TIMEOUT = _settings.request_read_timeout
+worker.MAX_BODY, worker.DRAIN = _settings.max_body_bytes, _settings.body_drain_bytes
 
 bind = f"0.0.0.0:{_settings.port}"
 # One process holds the one model copy; HTTP concurrency comes from threads (the runtimes release the

@@ -8,7 +8,7 @@ import re
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, g, request
 
@@ -99,6 +99,52 @@ def cloud_logging_fields(headers: Any, project: str | None) -> dict[str, Any]:
     return fields
 
 
+def request_id(given: str | None) -> str:
+    """The caller's ``X-Request-Id`` when well-formed, else a new one."""
+    return given if given and REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+
+
+class Done(NamedTuple):
+    """One answered request, as every HTTP front reports it."""
+
+    route: str  # the route's rule (a fixed set), "unmatched" otherwise
+    method: str
+    path: str
+    status: int
+    elapsed: float
+    request_id: str
+    model_version: str | None
+    model_role: str | None
+    user_agent: str
+
+
+def record(metrics: Metrics, project: str | None, done: Done, headers: Any) -> None:
+    """Count and time the request, and log its one access line (``headers``: anything with ``.get``)."""
+    # Every label comes from a fixed set: a client choosing methods or paths must not grow the series.
+    method = method_label(done.method)
+    metrics.requests.labels(done.route, method, status_label(done.status)).inc()
+    metrics.request_seconds.labels(done.route, method).observe(done.elapsed)
+    level = _severity(done.route, done.status)
+    if not access_log.isEnabledFor(level):
+        return
+    fields = {
+        "httpRequest": {
+            "requestMethod": done.method[:16],
+            "requestUrl": done.path,
+            "status": done.status,
+            "latency": f"{done.elapsed:.6f}s",
+            "userAgent": done.user_agent[:200],
+        },
+        "route": done.route,
+        "latency_ms": round(done.elapsed * 1000, 3),
+        "request_id": done.request_id,
+        "model_version": done.model_version,
+        "model_role": done.model_role,
+        **cloud_logging_fields(headers, project),
+    }
+    access_log.log(level, "%s %s %d", method, done.route, done.status, extra={"fields": fields})
+
+
 def init_app(app: Flask, metrics: Metrics) -> None:
     """Time every request, count it, log it, and echo a request id."""
     project = app.extensions["modelfn"].settings.google_cloud_project
@@ -106,48 +152,29 @@ def init_app(app: Flask, metrics: Metrics) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get("X-Request-Id"))
         g.model_version = None
 
     @app.after_request
     def _finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        # Every label comes from a fixed set: a client choosing methods or paths must not grow the series.
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        method = method_label(request.method)
-        metrics.requests.labels(route, method, status_label(response.status_code)).inc()
-        metrics.request_seconds.labels(route, method).observe(elapsed)
         response.headers["X-Request-Id"] = g.get("request_id", "")
         if answered := g.get("model_version"):  # which version answered (a canary may have)
             response.headers["X-Model-Version"] = answered
-            response.headers["X-Model-Role"] = g.get("model_role", "primary")
-        level = _severity(route, response.status_code)
-        if not access_log.isEnabledFor(level):
-            return response
-        fields = {
-            "httpRequest": {
-                "requestMethod": request.method[:16],
-                "requestUrl": request.path,
-                "status": response.status_code,
-                "latency": f"{elapsed:.6f}s",
-                "userAgent": request.user_agent.string[:200],
-            },
-            "route": route,
-            "latency_ms": round(elapsed * 1000, 3),
-            "request_id": g.get("request_id"),
-            "model_version": g.get("model_version"),
-            "model_role": g.get("model_role"),
-            **cloud_logging_fields(request.headers, project),
-        }
-        access_log.log(
-            level,
-            "%s %s %d",
-            method,
+            response.headers["X-Model-Role"] = g.get("model_role") or "primary"
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        done = Done(
             route,
+            request.method,
+            request.path,
             response.status_code,
-            extra={"fields": fields},
+            elapsed,
+            g.get("request_id", ""),
+            g.get("model_version"),
+            g.get("model_role"),
+            request.user_agent.string,
         )
+        record(metrics, project, done, request.headers)
         return response
 
 

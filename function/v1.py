@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from function.codec import instances_to_arrays, predictions_json
-from function.context import context, json_body, model_for, routing
-from function.schemas import PredictRequest, parse
-from function.serving import run
+from function.context import context, exchange, keep
+from function.inference import v1_predict
+from function.v2 import answer
 
 
 def predict(name: str) -> Response:
     """``{"instances": [...]}`` -> ``{"predictions": [...]}``."""
-    instances = parse(PredictRequest, json_body()).instances
-    model = model_for(name)
-    arrays = instances_to_arrays(model, instances)
-    del instances  # the parsed lists (~10x the body) are freed before inference, not after
-    outputs = run(model, arrays, context().metrics, *routing())
-    parts = predictions_json(model, outputs)
-    size = sum(len(p) for p in parts)
-    # One write for the usual small body; a large one goes out fragment by fragment instead of being copied.
-    response = Response(b"".join(parts) if size < 1 << 20 else parts, mimetype="application/json")
-    response.content_length = size
-    return response
+    ex = exchange()
+    try:
+        return answer(v1_predict(context(), ex, name))
+    finally:
+        keep(ex)
 
 
 def init_app(app: Flask) -> None:

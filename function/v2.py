@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify
 
-from function import binary
-from function.context import context, json_body, model_for, routing
+from function.context import context, exchange, keep, model_for
 from function.errors import ModelNotFound
+from function.inference import Answer, v2_infer
 from function.release import members, route
-from function.schemas import V2InferRequest, parse
-from function.serving import infer_v2
 from loader.manifest import Framework
 
 # The Open Inference Protocol's name for the binary tensor extension (as Triton and MLServer report it).
@@ -64,17 +62,21 @@ def model_ready(name: str, model_version: str | None = None) -> Response:
 
 def infer(name: str, model_version: str | None = None) -> Response:
     """Run one inference request: JSON tensors, or the binary tensor extension (as tritonclient sends by default)."""
-    header_length = request.headers.get(binary.HEADER)
-    blob: bytes | memoryview
-    if header_length is None:
-        document, blob = json_body(allow_untyped=True), b""
-    else:
-        document, blob = binary.split_body(request.get_data(cache=False), header_length)
-    infer_request = parse(V2InferRequest, document)
-    del document  # the request model holds what is still needed
-    model = model_for(name, model_version)
-    body, blobs = infer_v2(model, infer_request, context().metrics, blob, binary=True, routing=routing())
-    return binary.respond(body, blobs)
+    ex = exchange()
+    try:
+        return answer(v2_infer(context(), ex, name, model_version))
+    finally:
+        keep(ex)
+
+
+def answer(result: Answer) -> Response:
+    """An ``inference.Answer`` as a Flask response (large bodies fragment by fragment, never copied)."""
+    size = sum(len(p) for p in result.body)
+    body = b"".join(result.body) if size < 1 << 20 else result.body
+    response = Response(body, mimetype=result.content_type)
+    response.content_length = size
+    response.headers.extend(result.headers)
+    return response
 
 
 def init_app(app: Flask) -> None:
