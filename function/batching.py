@@ -1,18 +1,25 @@
 """Adaptive batching: concurrent requests for one model share a ``predict()`` along the first dimension.
 
-There is no engine thread: the request that finds the runtime idle runs at once (no added latency at
-c=1); requests arriving meanwhile queue, and when a batch finishes its runner elects the oldest queued
-request to run the next batch, built from every queued request with the same non-batch dimensions.
-So the batch grows exactly while the previous one runs, one ``predict()`` runs at a time per model, and
-a model that is swapped out drains its own queue through the threads waiting on it.
+A request that finds the runtime idle runs at once (no added latency at c=1); requests arriving meanwhile
+queue, and when a batch finishes its runner elects the oldest queued request to run the next batch, built
+from every queued request with the same non-batch dimensions. So the batch grows exactly while the previous
+one runs, one ``predict()`` runs at a time per model, and a model that is swapped out drains its own queue.
+
+Two kinds of request share the queue. ``submit`` blocks its thread, which runs the batch when elected.
+``submit_async`` (the worker's event loop) never blocks: an elected one is run by the ``RUNNER`` thread,
+and the answers of a batch go back to their loop in one ``call_soon_threadsafe``, so a batch of N costs
+two thread hand-offs, not 3N.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +30,9 @@ from loader.manifest import Manifest
 
 Arrays = dict[str, np.ndarray]
 Predict = Callable[[Arrays], Arrays]
+Done = Callable[[Arrays | None, BaseException | None], None]  # (outputs, error): exactly one is None
+# Runs the batches that an asynchronous request was elected to lead (one predict() runs at a time anyway).
+RUNNER = ThreadPoolExecutor(1, thread_name_prefix="modelfn-batch")
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 
@@ -65,9 +75,11 @@ def batchable(manifest: Manifest) -> bool:
 class _Item:
     """One request's inputs and, once its batch ran, its outputs or error."""
 
-    __slots__ = ("done", "error", "inputs", "key", "lead", "queued", "result", "rows")
+    __slots__ = ("callback", "done", "error", "inputs", "key", "lead", "loop", "queued", "result", "rows")
 
-    def __init__(self, inputs: Arrays, rows: int, key: object) -> None:
+    def __init__(
+        self, inputs: Arrays, rows: int, key: object, callback: tuple[asyncio.AbstractEventLoop, Done] | None = None
+    ) -> None:
         self.inputs = inputs
         self.rows = rows
         self.key = key
@@ -76,6 +88,7 @@ class _Item:
         self.lead = False  # set instead of a result: this request runs the next batch
         self.result: Arrays | None = None
         self.error: BaseException | None = None
+        self.callback = callback  # asynchronous: (loop, done) instead of a waiting thread
 
     def outcome(self) -> Arrays:
         if self.error is not None:
@@ -93,10 +106,13 @@ class Batcher:
         max_rows: int,
         max_delay_s: float = 0.0,
         observe: Callable[[int, list[float]], None] | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self._predict = predict
         self._max_rows = max_rows
         self._max_delay = max_delay_s
+        self._linger = linger_s
+        self._last = (0, 0.0, 0.0)  # the last batch: rows, predict seconds, when it ended
         self._observe = observe or (lambda rows, waits: None)
         self._cond = threading.Condition()
         self._queue: list[_Item] = []
@@ -118,11 +134,7 @@ class Batcher:
         if not self.enabled:
             self._observe(_rows(inputs) or 1, [0.0])
             return self._predict(inputs)
-        rows = _rows(inputs)
-        # Requests whose inputs disagree on rows, or that fill a batch alone, still queue (one predict
-        # at a time) but under a key nothing else shares, so the runtime judges them alone.
-        key: object = object() if rows is None or rows >= self._max_rows else _key(inputs)
-        item = _Item(inputs, rows or 0, key)
+        item = self._item(inputs)
         with self._cond:
             if self._busy:
                 item.done = threading.Event()
@@ -137,6 +149,29 @@ class Batcher:
             self._lead(item)
         return item.outcome()
 
+    def submit_async(self, inputs: Arrays, loop: asyncio.AbstractEventLoop, done: Done) -> None:
+        """Queue validated inputs without blocking; ``done(outputs, error)`` is called later in ``loop``."""
+        item = self._item(inputs, (loop, done))
+        if not self.enabled:
+            RUNNER.submit(self._run, [item])
+            return
+        with self._cond:
+            lead = not self._busy
+            if lead:
+                self._busy = item.lead = True
+            else:
+                self._queue.append(item)
+                self._cond.notify_all()
+        if lead:
+            RUNNER.submit(self._lead, item)
+
+    def _item(self, inputs: Arrays, callback: tuple[asyncio.AbstractEventLoop, Done] | None = None) -> _Item:
+        rows = _rows(inputs)
+        # Requests whose inputs disagree on rows, or that fill a batch alone, still queue (one predict
+        # at a time) but under a key nothing else shares, so the runtime judges them alone.
+        key: object = object() if rows is None or rows >= self._max_rows else _key(inputs)
+        return _Item(inputs, rows or 0, key, callback)
+
     def _lead(self, item: _Item) -> None:
         """Run this request's batch, then hand the runtime to the oldest queued request."""
         try:
@@ -146,15 +181,19 @@ class Batcher:
             with self._cond:
                 following = self._queue[0] if self._queue else None
                 self._busy = following is not None
-            if following is not None and following.done is not None:
+            if following is not None:
                 following.lead = True
-                following.done.set()
+                if following.callback is not None:
+                    RUNNER.submit(self._lead, following)
+                elif following.done is not None:
+                    following.done.set()
 
     def _take(self, head: _Item) -> list[_Item]:
         with self._cond:
             if head not in self._queue:
-                return [head]  # found the runtime idle: run at once
-            if self._max_delay > 0 and isinstance(head.key, tuple):
+                if not self._lingered(head):
+                    return [head]  # found the runtime idle: run at once
+            elif self._max_delay > 0 and isinstance(head.key, tuple):
                 self._cond.wait_for(lambda: self._queued_rows(head.key) >= self._max_rows, timeout=self._max_delay)
             batch, rest, rows = [head], [], head.rows
             for queued in self._queue:
@@ -167,6 +206,23 @@ class Batcher:
                     rest.append(queued)
             self._queue = rest
             return batch
+
+    def _lingered(self, head: _Item) -> bool:
+        """Right after a batch of N rows, wait (bounded) for N rows: the clients just answered are coming back.
+
+        Closed-loop clients send their next request as soon as they read an answer, so a request that finds
+        the runtime idle just after a batch is usually the first of that batch's clients to return; running
+        it alone would cost a whole weight pass for one row and split the next batch in two. At c=1 the last
+        batch had one row and nothing waits; after a quiet spell (more than ``linger`` since the last batch
+        ended) nothing waits either. Called with the lock held.
+        """
+        rows, seconds, ended = self._last
+        expected = min(rows, self._max_rows)
+        now = time.perf_counter()
+        if self._linger <= 0 or expected <= head.rows or not isinstance(head.key, tuple) or now - ended > self._linger:
+            return False
+        self._cond.wait_for(lambda: head.rows + self._queued_rows(head.key) >= expected, min(self._linger, seconds))
+        return True
 
     def _queued_rows(self, key: object) -> int:
         return sum(i.rows for i in self._queue if i.key == key)
@@ -182,9 +238,18 @@ class Batcher:
         except BaseException as exc:  # every request of the batch gets the typed error, nobody hangs
             for i in batch:
                 i.error = exc if i is batch[0] else copy.copy(exc)
+        ended = time.perf_counter()
+        with self._cond:
+            self._last = (sum(i.rows for i in batch), ended - started, ended)
+        answers: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         for i in batch:
-            if not i.lead and i.done is not None:
+            if i.callback is not None:
+                answers.setdefault(i.callback[0], []).append(i)
+            elif not i.lead and i.done is not None:
                 i.done.set()
+        for loop, items in answers.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop (worker exit): nobody waits for these
+                loop.call_soon_threadsafe(_deliver, items)
 
     def _run_joined(self, batch: list[_Item]) -> None:
         names = list(batch[0].inputs)
@@ -206,6 +271,13 @@ class Batcher:
         parts = {n: np.split(out, bounds) for n, out in outputs.items()}
         for k, i in enumerate(batch):
             i.result = {n: p[k] for n, p in parts.items()}
+
+
+def _deliver(items: list[_Item]) -> None:
+    """In the requests' event loop: each callback gets its outputs or its error."""
+    for i in items:
+        assert i.callback is not None
+        i.callback[1](i.result if i.error is None else None, i.error)
 
 
 def _rows(inputs: Arrays) -> int | None:

@@ -51,6 +51,7 @@ class Request:
     body: bytes
     peer: Any
     local: Any
+    keep_alive: bool = True
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of a header (``name`` lower-case)."""
@@ -68,7 +69,10 @@ class Reply(NamedTuple):
     sent: Callable[[], None] | None = None  # called once the body was handed to the socket (or dropped)
 
 
-Handler = Callable[[Request], Reply]
+Handler = Callable[[Request], Reply]  # runs on the pool
+Respond = Callable[[Reply], None]
+# Runs in the event loop: takes the request (True) and calls respond later, in the loop, exactly once.
+Front = Callable[[Request, Respond], bool]
 
 
 def error_reply(status: int, message: str, close: bool = True) -> Reply:
@@ -93,9 +97,17 @@ class Server:
     handler: Handler
     pool: Executor
     limits: Limits
+    front: Front | None = None
     connections: set[Connection] = field(default_factory=set)
     accepting: bool = True
     served: int = 0
+
+    def dispatch(self, request: Request, respond: Respond) -> None:
+        """The front if it takes the request, else the handler on the pool."""
+        if self.front is not None and self.front(request, respond):
+            return
+        future = self.loop.run_in_executor(self.pool, self.handler, request)
+        future.add_done_callback(partial(_finished, respond))
 
     def sweep(self, now: float) -> None:
         """Close connections past their deadline: 408 when a request was arriving, quietly when idle."""
@@ -210,9 +222,9 @@ class Connection(asyncio.Protocol):
             method = self.parser.get_method().decode("latin-1")
             version = self.parser.get_http_version()
             target = self.url.decode("latin-1")
-            self.pending.append(
-                Request(method, target, version, self.headers, b"".join(self.body), self.peer, self.local)
-            )
+            body = b"".join(self.body)
+            request = Request(method, target, version, self.headers, body, self.peer, self.local, self.keep_alive)
+            self.pending.append(request)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()  # one request at a time: a pipelining client waits in its socket
         self.server.loop.call_soon(self._next)
@@ -228,16 +240,9 @@ class Connection(asyncio.Protocol):
         if isinstance(item, Reply):
             self._send(item, item.close, head=False)
             return
-        keep_alive = self.keep_alive
-        future = self.server.loop.run_in_executor(self.server.pool, self.server.handler, item)
-        future.add_done_callback(partial(self._answered, keep_alive, item.method == "HEAD"))
+        self.server.dispatch(item, partial(self._respond, item.keep_alive, item.method == "HEAD"))
 
-    def _answered(self, keep_alive: bool, head: bool, future: asyncio.Future[Reply]) -> None:
-        try:
-            reply = future.result()
-        except Exception:
-            log.exception("unhandled error in the request handler")
-            reply = error_reply(500, "internal error")
+    def _respond(self, keep_alive: bool, head: bool, reply: Reply) -> None:
         self.server.served += 1
         self._send(reply, not keep_alive or reply.close, head)
 
@@ -316,6 +321,15 @@ class Connection(asyncio.Protocol):
 
     def _too_large(self) -> str:
         return f"request body is larger than MAX_BODY_BYTES ({self.limits.max_body} bytes)"
+
+
+def _finished(respond: Respond, future: asyncio.Future[Reply]) -> None:
+    try:
+        reply = future.result()
+    except Exception:
+        log.exception("unhandled error in the request handler")
+        reply = error_reply(500, "internal error")
+    respond(reply)
 
 
 def _sent(reply: Reply) -> None:

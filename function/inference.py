@@ -98,8 +98,17 @@ def json_document(ex: Exchange, allow_untyped: bool = False) -> Any:
     return body
 
 
-def v2_infer(ctx: Context, ex: Exchange, name: str, version: str | None = None) -> Answer:
-    """One Open Inference Protocol request: JSON tensors, or the binary tensor extension."""
+class Prepared(NamedTuple):
+    """A request decoded and validated, ready for ``serving.run`` / ``serving.start``, and how to answer it."""
+
+    model: LoadedModel
+    arrays: dict[str, np.ndarray]
+    routing: tuple[str, Shadow | None]
+    answer: Callable[[dict[str, np.ndarray]], Answer]
+
+
+def v2_prepare(ctx: Context, ex: Exchange, name: str, version: str | None = None) -> Prepared:
+    """Decode one Open Inference Protocol request: JSON tensors, or the binary tensor extension."""
     header_length = ex.header(binary.HEADER)
     blob: bytes | memoryview
     if header_length is None:
@@ -109,19 +118,40 @@ def v2_infer(ctx: Context, ex: Exchange, name: str, version: str | None = None) 
     request = parse(V2InferRequest, document)
     del document  # the request model holds what is still needed
     model = select(ctx, ex, name, version)
-    outputs = run(model, v2_inputs(model, request, blob), ctx.metrics, *routing(ctx, ex))
+    return Prepared(model, v2_inputs(model, request, blob), routing(ctx, ex), partial(_v2_answer, model, request))
+
+
+def _v2_answer(model: LoadedModel, request: V2InferRequest, outputs: dict[str, np.ndarray]) -> Answer:
     body, blobs = v2_outputs(model, request, outputs, binary=True)
-    if not blobs:
-        return Answer("application/json", [jsonio.dumps(body)], [])
     header = jsonio.dumps(body)
+    if not blobs:
+        return Answer("application/json", [header], [])
     return Answer("application/octet-stream", [header, *blobs], [(binary.HEADER, str(len(header)))])
 
 
-def v1_predict(ctx: Context, ex: Exchange, name: str) -> Answer:
-    """``{"instances": [...]}`` -> ``{"predictions": [...]}``, with the manifest's pre/post-processing."""
+def v1_prepare(ctx: Context, ex: Exchange, name: str) -> Prepared:
+    """Decode ``{"instances": [...]}`` with the manifest's pre-processing."""
     instances = parse(PredictRequest, json_document(ex)).instances
     model = select(ctx, ex, name, None)
-    arrays: dict[str, np.ndarray] = instances_to_arrays(model, instances)
+    arrays = instances_to_arrays(model, instances)
     del instances  # the parsed lists (~10x the body) are freed before inference, not after
-    outputs = run(model, arrays, ctx.metrics, *routing(ctx, ex))
+    return Prepared(model, arrays, routing(ctx, ex), partial(_v1_answer, model))
+
+
+def _v1_answer(model: LoadedModel, outputs: dict[str, np.ndarray]) -> Answer:
     return Answer("application/json", predictions_json(model, outputs), [])
+
+
+def complete(ctx: Context, prepared: Prepared) -> Answer:
+    """Run a prepared request on this thread and answer it."""
+    return prepared.answer(run(prepared.model, prepared.arrays, ctx.metrics, *prepared.routing))
+
+
+def v2_infer(ctx: Context, ex: Exchange, name: str, version: str | None = None) -> Answer:
+    """One Open Inference Protocol request, answered on this thread."""
+    return complete(ctx, v2_prepare(ctx, ex, name, version))
+
+
+def v1_predict(ctx: Context, ex: Exchange, name: str) -> Answer:
+    """``{"instances": [...]}`` -> ``{"predictions": [...]}``, answered on this thread."""
+    return complete(ctx, v1_prepare(ctx, ex, name))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -99,9 +101,23 @@ def cloud_logging_fields(headers: Any, project: str | None) -> dict[str, Any]:
     return fields
 
 
+_IDS = itertools.count()
+_ID_PREFIX = uuid.uuid4().hex[:16]  # per process: ids are unique without a urandom() call per request
+
+
+def _new_prefix() -> None:
+    global _IDS, _ID_PREFIX
+    _IDS, _ID_PREFIX = itertools.count(), uuid.uuid4().hex[:16]
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
 def request_id(given: str | None) -> str:
-    """The caller's ``X-Request-Id`` when well-formed, else a new one."""
-    return given if given and REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+    """The caller's ``X-Request-Id`` when well-formed, else a new one (32 hex digits, as a uuid4's)."""
+    if given and REQUEST_ID_RE.match(given):
+        return given
+    return f"{_ID_PREFIX}{next(_IDS):016x}"
 
 
 class Done(NamedTuple):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ log = logging.getLogger("modelfn.model")
 # One predict() at a time per container, across versions: a canary's, a shadow's or an outgoing model's
 # session would otherwise run beside the primary's, each sized to every CPU, and oversubscribe them.
 DEVICE_GATE = threading.Lock()
-__all__ = ["infer_v2", "instances_to_arrays", "loader_for", "predictions", "prune_cache", "run"]
+__all__ = ["infer_v2", "instances_to_arrays", "loader_for", "predictions", "prune_cache", "run", "start"]
 
 
 def loader_for(
@@ -123,7 +124,8 @@ def engine_for(artifact: LocalArtifact, runtime: Runtime, settings: Settings, me
             return runtime.predict(inputs)
 
     rows = settings.max_batch_size if batchable(manifest) else 1
-    return Batcher(predict, rows, settings.max_batch_delay_ms / 1000, metrics.batching.observe)
+    delay, linger = settings.max_batch_delay_ms / 1000, settings.batch_linger_ms / 1000
+    return Batcher(predict, rows, delay, metrics.batching.observe, linger)
 
 
 Shadow = Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], None]
@@ -142,25 +144,63 @@ def run(
     answer afterwards, to run the candidate off the request path.
     """
     ordered = check_inputs(model.artifact.manifest.inputs, arrays)
-    ok, failed, seconds = metrics.release.bound(model, role)
-    started = time.perf_counter()
+    settle = _settlement(model, ordered, metrics, role, shadow)
     try:
         if model.engine is not None:
             outputs = model.engine.submit(ordered)
         else:
             with metrics.inference_seconds.labels(model.name, model.version).time():
                 outputs = model.runtime.predict(ordered)
-    except InferenceInputError:
-        raise  # the client's fault (found inside a joined batch): not the version's
-    except Exception:
-        failed.inc()
+    except Exception as exc:
+        settle(None, exc)
         raise
-    seconds.observe(time.perf_counter() - started)
-    ok.inc()
-    monitoring.observe(model, ordered, outputs, metrics, role)  # this request's own rows, sampled
-    if shadow is not None:
-        shadow(ordered, outputs)
+    settle(outputs, None)
     return outputs
+
+
+def start(
+    model: LoadedModel,
+    arrays: dict[str, np.ndarray],
+    metrics: Metrics,
+    routing: tuple[str, Shadow | None],
+    loop: asyncio.AbstractEventLoop,
+    then: Callable[[dict[str, np.ndarray] | None, BaseException | None], None],
+) -> None:
+    """``run`` without blocking (the worker's event loop): ``then(outputs, error)`` is called later in ``loop``.
+
+    A bad request still raises here, before anything is queued. The model must have an engine.
+    """
+    assert model.engine is not None
+    ordered = check_inputs(model.artifact.manifest.inputs, arrays)
+    settle = _settlement(model, ordered, metrics, *routing)
+
+    def done(outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
+        settle(outputs, error)
+        then(outputs, error)
+
+    model.engine.submit_async(ordered, loop, done)
+
+
+def _settlement(
+    model: LoadedModel, ordered: dict[str, np.ndarray], metrics: Metrics, role: str, shadow: Shadow | None
+) -> Callable[[dict[str, np.ndarray] | None, BaseException | None], None]:
+    """What follows a predict: the version's counters and latency, sampled monitoring, the shadow."""
+    ok, failed, seconds = metrics.release.bound(model, role)
+    started = time.perf_counter()
+
+    def settle(outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
+        if error is not None:
+            if not isinstance(error, InferenceInputError):  # the client's fault (found inside a joined batch)
+                failed.inc()
+            return
+        assert outputs is not None
+        seconds.observe(time.perf_counter() - started)
+        ok.inc()
+        monitoring.observe(model, ordered, outputs, metrics, role)  # this request's own rows, sampled
+        if shadow is not None:
+            shadow(ordered, outputs)
+
+    return settle
 
 
 def infer_v2(

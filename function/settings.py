@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     max_batch_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="Under load, how long a batch may wait to fill up; a lone request never waits"
     )
+    batch_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="Right after a batch of N rows, the next waits up to this (and the last predict's time) for N rows",
+    )
     timeout: int = Field(120, gt=0, description="Gunicorn worker timeout (seconds)")
     graceful_timeout: int = Field(25, gt=0, description="Seconds in-flight requests get after SIGTERM")
     log_level: str = Field("info", description="debug | info | warning | error | critical")

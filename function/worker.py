@@ -44,7 +44,11 @@ class ModelfnWorker(Worker):
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="modelfn-http")
-        server = http11.Server(loop, self._handler(), pool, self._limits())
+        from function import fastlane
+
+        general = wsgi_bridge.handler_for(self.wsgi, self.cfg.forwarded_allow_ips)
+        handler = fastlane.handler_for(self.wsgi, general)
+        server = http11.Server(loop, handler, pool, self._limits(), fastlane.front_for(self.wsgi, loop))
         try:
             listeners = [loop.run_until_complete(self._listen(loop, server, s)) for s in self.sockets]
             loop.run_until_complete(self._serve(server))
@@ -55,12 +59,6 @@ class ModelfnWorker(Worker):
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             loop.close()
-
-    def _handler(self) -> http11.Handler:
-        from function import fastlane
-
-        general = wsgi_bridge.handler_for(self.wsgi, self.cfg.forwarded_allow_ips)
-        return fastlane.handler_for(self.wsgi, general)
 
     def _limits(self) -> http11.Limits:
         cfg = self.cfg
