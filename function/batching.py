@@ -113,6 +113,7 @@ class Batcher:
         self._max_delay = max_delay_s
         self._linger = linger_s
         self._last = (0, 0.0, 0.0)  # the last batch: rows, predict seconds, when it ended
+        self.lingered = 0  # requests that found the runtime idle and waited for the last batch's clients
         self._observe = observe or (lambda rows, waits: None)
         self._cond = threading.Condition()
         self._queue: list[_Item] = []
@@ -221,6 +222,7 @@ class Batcher:
         now = time.perf_counter()
         if self._linger <= 0 or expected <= head.rows or not isinstance(head.key, tuple) or now - ended > self._linger:
             return False
+        self.lingered += 1
         self._cond.wait_for(lambda: head.rows + self._queued_rows(head.key) >= expected, min(self._linger, seconds))
         return True
 
