@@ -33,6 +33,9 @@ Predict = Callable[[Arrays], Arrays]
 Done = Callable[[Arrays | None, BaseException | None], None]  # (outputs, error): exactly one is None
 # Runs the batches that an asynchronous request was elected to lead (one predict() runs at a time anyway).
 RUNNER = ThreadPoolExecutor(1, thread_name_prefix="modelfn-batch")
+# A model whose last predict() took less than this runs an idle-found asynchronous request in the event loop
+# itself: two thread hand-offs cost ~170 µs of latency here, far more than such a predict().
+INLINE_SECONDS = 0.001
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 
@@ -107,11 +110,13 @@ class Batcher:
         max_delay_s: float = 0.0,
         observe: Callable[[int, list[float]], None] | None = None,
         linger_s: float = 0.0,
+        device_free: Callable[[], bool] = lambda: True,
     ) -> None:
         self._predict = predict
         self._max_rows = max_rows
         self._max_delay = max_delay_s
         self._linger = linger_s
+        self._device_free = device_free
         self._last = (0, 0.0, 0.0)  # the last batch: rows, predict seconds, when it ended
         self.lingered = 0  # requests that found the runtime idle and waited for the last batch's clients
         self._observe = observe or (lambda rows, waits: None)
@@ -154,7 +159,10 @@ class Batcher:
         """Queue validated inputs without blocking; ``done(outputs, error)`` is called later in ``loop``."""
         item = self._item(inputs, (loop, done))
         if not self.enabled:
-            RUNNER.submit(self._run, [item])
+            if self._quick():
+                self._run([item])
+            else:
+                RUNNER.submit(self._run, [item])
             return
         with self._cond:
             lead = not self._busy
@@ -163,8 +171,17 @@ class Batcher:
             else:
                 self._queue.append(item)
                 self._cond.notify_all()
-        if lead:
+        if not lead:
+            return
+        if self._quick():
+            self._lead(item, wait=False)  # here, in the loop: no linger (the loop is who reads the next requests)
+        else:
             RUNNER.submit(self._lead, item)
+
+    def _quick(self) -> bool:
+        """The last predict() was short and no other model holds the device: running here cannot stall the loop."""
+        _, seconds, ended = self._last
+        return ended > 0 and seconds < INLINE_SECONDS and self._device_free()
 
     def _item(self, inputs: Arrays, callback: tuple[asyncio.AbstractEventLoop, Done] | None = None) -> _Item:
         rows = _rows(inputs)
@@ -173,10 +190,10 @@ class Batcher:
         key: object = object() if rows is None or rows >= self._max_rows else _key(inputs)
         return _Item(inputs, rows or 0, key, callback)
 
-    def _lead(self, item: _Item) -> None:
+    def _lead(self, item: _Item, wait: bool = True) -> None:
         """Run this request's batch, then hand the runtime to the oldest queued request."""
         try:
-            batch = self._take(item)
+            batch = self._take(item, wait)
             self._run(batch)
         finally:
             with self._cond:
@@ -189,10 +206,10 @@ class Batcher:
                 elif following.done is not None:
                     following.done.set()
 
-    def _take(self, head: _Item) -> list[_Item]:
+    def _take(self, head: _Item, wait: bool = True) -> list[_Item]:
         with self._cond:
             if head not in self._queue:
-                if not self._lingered(head):
+                if not wait or not self._lingered(head):
                     return [head]  # found the runtime idle: run at once
             elif self._max_delay > 0 and isinstance(head.key, tuple):
                 self._cond.wait_for(lambda: self._queued_rows(head.key) >= self._max_rows, timeout=self._max_delay)
@@ -250,6 +267,9 @@ class Batcher:
             elif not i.lead and i.done is not None:
                 i.done.set()
         for loop, items in answers.items():
+            if _running_loop() is loop:  # ran inline in that loop: no wake-up needed
+                loop.call_soon(_deliver, items)
+                continue
             with contextlib.suppress(RuntimeError):  # a closed loop (worker exit): nobody waits for these
                 loop.call_soon_threadsafe(_deliver, items)
 
@@ -273,6 +293,13 @@ class Batcher:
         parts = {n: np.split(out, bounds) for n, out in outputs.items()}
         for k, i in enumerate(batch):
             i.result = {n: p[k] for n, p in parts.items()}
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _deliver(items: list[_Item]) -> None:

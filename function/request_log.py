@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import re
@@ -12,6 +11,7 @@ import time
 import uuid
 from typing import Any, NamedTuple
 
+import orjson
 from flask import Flask, Response, g, request
 
 from function.metrics import Metrics, method_label, status_label
@@ -33,17 +33,27 @@ SEVERITY = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN
 class JsonFormatter(logging.Formatter):
     """``{"severity", "message", "logger", ...extra fields}``, one line per record."""
 
+    _second = -1
+    _stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "severity": SEVERITY.get(record.levelno, "CRITICAL"),
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": self._time(record),
             "logger": record.name,
             "message": record.getMessage(),
         }
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # orjson: an access line per request costs a few µs instead of ~15 with json.dumps.
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    def _time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second, self._stamp = second, self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z")
+        return self._stamp
 
 
 class StdoutHandler(logging.StreamHandler):

@@ -125,7 +125,7 @@ def engine_for(artifact: LocalArtifact, runtime: Runtime, settings: Settings, me
 
     rows = settings.max_batch_size if batchable(manifest) else 1
     delay, linger = settings.max_batch_delay_ms / 1000, settings.batch_linger_ms / 1000
-    return Batcher(predict, rows, delay, metrics.batching.observe, linger)
+    return Batcher(predict, rows, delay, metrics.batching.observe, linger, lambda: not DEVICE_GATE.locked())
 
 
 Shadow = Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], None]

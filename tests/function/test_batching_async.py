@@ -23,12 +23,17 @@ from tests.models import expected_logits
 
 ROUNDS = 15
 EACH = 6  # asynchronous and threaded requests per round
+# The gate holds inside predict() until others queued; run inline, it would hold the loop they queue from.
+
+
+def NEVER_INLINE() -> bool:
+    return False
 
 
 @pytest.fixture
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread = threading.Thread(target=loop.run_forever, daemon=True, name="loop")
     thread.start()
     yield loop
     loop.call_soon_threadsafe(loop.stop)
@@ -57,7 +62,7 @@ def submit_async(engine: Batcher, loop: asyncio.AbstractEventLoop, inputs: dict[
 
 def test_async_and_threaded_requests_share_batches_and_get_their_own_rows(loop):
     gate = GatedRuntime(linear)
-    engine = Batcher(gate, 1024)
+    engine = Batcher(gate, 1024, device_free=NEVER_INLINE)
     gate.engine = engine
     rng = np.random.default_rng(0)
     shared = 0
@@ -91,7 +96,7 @@ def test_a_runtime_failure_reaches_only_the_async_requests_of_that_batch(loop):
         return linear(inputs)
 
     gate = GatedRuntime(predict)
-    engine = Batcher(gate, 4)  # 4 rows per batch: the failing row's batch is one of several
+    engine = Batcher(gate, 4, device_free=NEVER_INLINE)  # 4 rows per batch: the failing row's batch is one of several
     gate.engine = engine
     for _ in range(ROUNDS):
         inputs = [np.full((1, 4), float(k), np.float32) for k in range(8)]
@@ -105,6 +110,27 @@ def test_a_runtime_failure_reaches_only_the_async_requests_of_that_batch(loop):
         for x, (outputs, error, _) in zip(inputs, results, strict=True):
             if error is None:
                 np.testing.assert_allclose(outputs["logits"], expected_logits(x), rtol=1e-5)
+
+
+def test_a_quick_model_runs_in_the_loop_and_a_slow_one_never_does(loop):
+    threads: list[str] = []
+
+    def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        threads.append(threading.current_thread().name)
+        if (inputs["features"] == 9).any():
+            time.sleep(0.01)  # longer than INLINE_SECONDS: the next request goes to the runner thread
+        return linear(inputs)
+
+    engine = Batcher(predict, 64)
+    for value in [1.0] * 5 + [9.0] + [1.0] * 3:
+        x = np.full((1, 4), value, np.float32)
+        outputs, error, in_loop = submit_async(engine, loop, {"features": x}).result(30)
+        assert error is None and in_loop
+        np.testing.assert_allclose(outputs["logits"], expected_logits(x), rtol=1e-5)
+    on_loop = [name == "loop" for name in threads]
+    # The first runs on the runner (nothing measured yet); then quick ones run in the loop, the slow one
+    # too (its time was unknown until it ran), and the request right after it on the runner again.
+    assert on_loop == [False, True, True, True, True, True, False, True, True]
 
 
 class Slow:
