@@ -124,7 +124,7 @@ def engine_for(artifact: LocalArtifact, runtime: Runtime, settings: Settings, me
             return runtime.predict(inputs)
 
     rows = settings.max_batch_size if batchable(manifest) else 1
-    delay, linger = settings.max_batch_delay_ms / 1000, settings.batch_linger_ms / 1000
+    delay, linger = settings.max_batch_delay_ms / 1000, settings.max_batch_linger_ms / 1000
     return Batcher(predict, rows, delay, metrics.batching.observe, linger, lambda: not DEVICE_GATE.locked())
 
 

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     max_batch_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="Under load, how long a batch may wait to fill up; a lone request never waits"
     )
-    batch_linger_ms: float = Field(
+    max_batch_linger_ms: float = Field(
         5.0,
         ge=0,
         le=1000,
