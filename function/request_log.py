@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from typing import Any, NamedTuple
@@ -168,7 +169,33 @@ def record(metrics: Metrics, project: str | None, done: Done, headers: Any) -> N
         "model_role": done.model_role,
         **cloud_logging_fields(headers, project),
     }
-    access_log.log(level, "%s %s %d", method, done.route, done.status, extra={"fields": fields})
+    message = f"{method} {done.route} {done.status}"
+    if not _emit_direct(level, message, fields):
+        access_log.log(level, "%s", message, extra={"fields": fields})
+
+
+_STDOUT_LOCK = threading.Lock()
+_STAMP: list[Any] = [-1, ""]
+
+
+def _emit_direct(level: int, message: str, fields: dict[str, Any]) -> bool:
+    """The access line written as ``JsonFormatter`` would, without a LogRecord and handler dispatch.
+
+    Only with the default configuration (modelfn's one stdout handler, nothing added to the access logger):
+    the logging machinery cost ~15 µs per request, a line per request on the serving path.
+    """
+    root = access_log.parent
+    if access_log.handlers or root is None or len(root.handlers) != 1 or type(root.handlers[0]) is not StdoutHandler:
+        return False
+    now = time.time()
+    if int(now) != _STAMP[0]:
+        _STAMP[:] = [int(now), time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now))]
+    entry = {"severity": SEVERITY[level], "time": _STAMP[1], "logger": access_log.name, "message": message, **fields}
+    line = orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE).decode()
+    with _STDOUT_LOCK:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    return True
 
 
 def init_app(app: Flask, metrics: Metrics) -> None:
