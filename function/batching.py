@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from loader.errors import InferenceInputError, ModelExecutionError
 from loader.manifest import Manifest
 
+log = logging.getLogger("modelfn.batching")
 Arrays = dict[str, np.ndarray]
 Predict = Callable[[Arrays], Arrays]
 Done = Callable[[Arrays | None, BaseException | None], None]  # (outputs, error): exactly one is None
@@ -306,7 +308,10 @@ def _deliver(items: list[_Item]) -> None:
     """In the requests' event loop: each callback gets its outputs or its error."""
     for i in items:
         assert i.callback is not None
-        i.callback[1](i.result if i.error is None else None, i.error)
+        try:
+            i.callback[1](i.result if i.error is None else None, i.error)
+        except Exception:  # one failing callback must not leave its batchmates unanswered
+            log.exception("answering a batched request failed")
 
 
 def _rows(inputs: Arrays) -> int | None:

@@ -104,7 +104,12 @@ class Server:
 
     def dispatch(self, request: Request, respond: Respond) -> None:
         """The front if it takes the request, else the handler on the pool."""
-        if self.front is not None and self.front(request, respond):
+        try:
+            if self.front is not None and self.front(request, respond):
+                return
+        except Exception:  # a fault in the front must still answer this request, and only once
+            log.exception("unhandled error in the event-loop front")
+            respond(error_reply(500, "internal error", close=True))
             return
         future = self.loop.run_in_executor(self.pool, self.handler, request)
         future.add_done_callback(partial(_finished, respond))

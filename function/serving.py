@@ -175,7 +175,10 @@ def start(
     settle = _settlement(model, ordered, metrics, *routing)
 
     def done(outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
-        settle(outputs, error)
+        try:
+            settle(outputs, error)
+        except Exception:  # metrics, monitoring or the shadow must never keep the answer from its client
+            log.exception("after-predict bookkeeping failed")
         then(outputs, error)
 
     model.engine.submit_async(ordered, loop, done)

@@ -112,13 +112,17 @@ def test_a_runtime_failure_reaches_only_the_async_requests_of_that_batch(loop):
                 np.testing.assert_allclose(outputs["logits"], expected_logits(x), rtol=1e-5)
 
 
-def test_a_quick_model_runs_in_the_loop_and_a_slow_one_never_does(loop):
+def test_a_quick_model_runs_in_the_loop_and_a_slow_one_never_does(loop, monkeypatch):
+    from function import batching
+
+    # A threshold far above a numpy predict's time and far below the slow one's: not a timing assertion.
+    monkeypatch.setattr(batching, "INLINE_SECONDS", 0.05)
     threads: list[str] = []
 
     def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         threads.append(threading.current_thread().name)
         if (inputs["features"] == 9).any():
-            time.sleep(0.01)  # longer than INLINE_SECONDS: the next request goes to the runner thread
+            time.sleep(0.5)  # longer than INLINE_SECONDS: the next request goes to the runner thread
         return linear(inputs)
 
     engine = Batcher(predict, 64)
@@ -190,3 +194,27 @@ def test_no_linger_after_a_quiet_spell():
     time.sleep(0.2)  # longer than the linger: the clients of that batch are not coming back
     engine.submit({"features": np.ones((1, 4), np.float32)})
     assert engine.lingered == 0
+
+
+def test_a_failing_answer_never_leaves_its_batchmates_waiting(loop):
+    gate = GatedRuntime(linear)
+    engine = Batcher(gate, 64, device_free=NEVER_INLINE)
+    gate.engine = engine
+    for _ in range(ROUNDS):
+        gate.hold_for = 3
+        answered: list[Future[Any]] = [Future() for _ in range(4)]
+
+        def done(k: int, outputs: Any, error: BaseException | None, answered: list[Future[Any]] = answered) -> None:
+            answered[k].set_result(outputs)
+            if k == 1:
+                raise RuntimeError("a bug in one request's answer")
+
+        def start(answered: list[Future[Any]] = answered) -> None:
+            for k in range(4):
+                x = {"features": np.full((1, 4), float(k), np.float32)}
+                engine.submit_async(x, loop, lambda o, e, k=k: done(k, o, e))
+
+        loop.call_soon_threadsafe(start)
+        outputs = [f.result(30) for f in answered]  # every one answered, the batch of the failing one too
+        for k, y in enumerate(outputs):
+            np.testing.assert_allclose(y["logits"], expected_logits(np.full((1, 4), float(k))), rtol=1e-5)

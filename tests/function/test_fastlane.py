@@ -231,3 +231,38 @@ def test_a_large_response_arrives_whole(running, tmp_path: Path):
     assert status == 200
     predictions = json.loads(body)["predictions"]  # several MB, sent in pieces as the socket drains
     assert len(predictions) == len(rows)
+
+
+def test_a_fault_in_the_event_loop_front_is_a_500_and_the_connection_serves_on():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from function import http11
+
+    loop = asyncio.new_event_loop()
+    calls: list[str] = []
+
+    def front(request: Request, respond: Any) -> bool:
+        calls.append(request.target)
+        if request.target == "/boom":
+            raise RuntimeError("a bug in the front")
+        return False
+
+    server = http11.Server(loop, lambda r: Reply(200, [], [b"pool"]), ThreadPoolExecutor(2), http11.Limits(), front)
+    listener = loop.run_until_complete(loop.create_server(lambda: http11.Connection(server), "127.0.0.1", 0))
+    port = listener.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 500") and b'{"error": "internal error"}' in data
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert calls == ["/boom", "/fine"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
