@@ -132,6 +132,12 @@ class Batcher:
         return self._max_rows > 1
 
     @property
+    def running(self) -> bool:
+        """A batch is running (or its runner was elected)."""
+        with self._cond:
+            return self._busy
+
+    @property
     def pending(self) -> int:
         """Requests queued behind the running batch."""
         with self._cond:
