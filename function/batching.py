@@ -217,8 +217,10 @@ class Batcher:
     def _take(self, head: _Item, wait: bool = True) -> list[_Item]:
         with self._cond:
             if head not in self._queue:
-                if not wait or not self._lingered(head):
+                if not wait or not self._lingered(head, queued=False):
                     return [head]  # found the runtime idle: run at once
+            elif wait and self._lingered(head, queued=True):
+                pass  # a straggler of the last batch, elected: it waited for that batch's clients too
             elif self._max_delay > 0 and isinstance(head.key, tuple):
                 self._cond.wait_for(lambda: self._queued_rows(head.key) >= self._max_rows, timeout=self._max_delay)
             batch, rest, rows = [head], [], head.rows
@@ -233,22 +235,29 @@ class Batcher:
             self._queue = rest
             return batch
 
-    def _lingered(self, head: _Item) -> bool:
+    def _lingered(self, head: _Item, queued: bool) -> bool:
         """Right after a batch of N rows, wait (bounded) for N rows: the clients just answered are coming back.
 
         Closed-loop clients send their next request as soon as they read an answer, so a request that finds
         the runtime idle just after a batch is usually the first of that batch's clients to return; running
-        it alone would cost a whole weight pass for one row and split the next batch in two. At c=1 the last
-        batch had one row and nothing waits; after a quiet spell (more than ``linger`` since the last batch
-        ended) nothing waits either. Called with the lock held.
+        it alone would cost a whole weight pass for one row and split the next batch in two. The same holds
+        for a request that queued just too late for the last batch and is elected when it ends. At c=1 the
+        last batch had one row and nothing waits; after a quiet spell (more than ``linger`` since the last
+        batch ended) nothing waits either. Called with the lock held.
         """
         rows, seconds, ended = self._last
         expected = min(rows, self._max_rows)
         now = time.perf_counter()
-        if self._linger <= 0 or expected <= head.rows or not isinstance(head.key, tuple) or now - ended > self._linger:
+        own = 0 if queued else head.rows  # a queued head's rows are counted with the queue's
+        if (
+            self._linger <= 0
+            or not isinstance(head.key, tuple)
+            or now - ended > self._linger
+            or own + self._queued_rows(head.key) >= expected
+        ):
             return False
         self.lingered += 1
-        self._cond.wait_for(lambda: head.rows + self._queued_rows(head.key) >= expected, min(self._linger, seconds))
+        self._cond.wait_for(lambda: own + self._queued_rows(head.key) >= expected, min(self._linger, seconds))
         return True
 
     def _queued_rows(self, key: object) -> int:

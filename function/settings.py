@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1000, description="Under load, how long a batch may wait to fill up; a lone request never waits"
     )
     max_batch_linger_ms: float = Field(
-        5.0,
+        10.0,
         ge=0,
         le=1000,
         description="Right after a batch of N rows, the next waits up to this (and the last predict's time) for N rows",

@@ -205,6 +205,9 @@ def test_the_delay_never_holds_a_lone_request_and_fills_batches_under_load():
 
 
 # Through the app, the real onnxruntime and HTTP (V1 JSON, V2 JSON and V2 binary share batches).
+# The gate decides how batches form, so the linger (which would join a round's first request to the rest,
+# tested in test_batching_async.py) is off: NO_LINGER.
+NO_LINGER = {"max_batch_linger_ms": 0}
 
 
 def metric(client: Any, name: str) -> float:
@@ -280,7 +283,7 @@ def raw_published(store_dir, tmp_path) -> str:
 
 
 def test_http_requests_share_batches_and_get_their_own_rows(make_settings, raw_published):
-    app = create_app(make_settings(model_uri=raw_published))
+    app = create_app(make_settings(model_uri=raw_published, **NO_LINGER))
     model = served(app)
     gate = GatedRuntime(model.runtime.predict)
     gate.engine = model.engine
@@ -308,7 +311,7 @@ def test_http_requests_share_batches_and_get_their_own_rows(make_settings, raw_p
 
 
 def test_http_runtime_failure_is_a_typed_500_for_that_batch_only(make_settings, raw_published):
-    app = create_app(make_settings(model_uri=raw_published))
+    app = create_app(make_settings(model_uri=raw_published, **NO_LINGER))
     model = served(app)
     real = model.runtime.predict
     calls = {"n": 0}
@@ -362,7 +365,7 @@ def test_events_batch_jobs_queue_on_the_same_engine(make_settings, raw_published
     from function.events.formats import Line
     from function.events.predict import Predictor
 
-    app = create_app(make_settings(model_uri=raw_published, max_batch_size=4))
+    app = create_app(make_settings(model_uri=raw_published, max_batch_size=4, **NO_LINGER))
     model = served(app)
     gate = GatedRuntime(model.runtime.predict)
     gate.engine = model.engine
