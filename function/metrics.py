@@ -19,7 +19,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from function import gpu_metrics
-from function.batching import BatchMetrics, create_batch_metrics
+from function.batch_metrics import BatchMetrics, create_batch_metrics
 from function.holder import LoadedModel
 from function.release import ReleaseMetrics, create_release_metrics
 from loader.cache import FetchStats
