@@ -27,7 +27,7 @@ from function.context import Context
 from function.errors import answer_for
 from function.http11 import Front, Handler, Reply, Request, Respond
 from function.inference import Answer, Exchange, Prepared, complete, v1_prepare, v2_prepare
-from function.request_log import Done, record, request_id
+from function.request_log import Done, answer_headers, record, request_id
 
 Prepare = Callable[[Context, Exchange, dict[str, str]], Prepared]
 # (Flask rule, pattern of the undecoded path, how to decode it): the rules are the metric and log labels.
@@ -78,9 +78,11 @@ class Call(NamedTuple):
         else:
             status, content_type, body, extra = 200, result.content_type, result.body, result.headers
         ex = self.exchange
-        out = [("Content-Type", content_type), *extra, ("X-Request-Id", self.request_id)]
-        if ex.model_version:
-            out += [("X-Model-Version", ex.model_version), ("X-Model-Role", ex.model_role or "primary")]
+        out = [
+            ("Content-Type", content_type),
+            *extra,
+            *answer_headers(self.request_id, ex.model_version, ex.model_role),
+        ]
         elapsed = time.perf_counter() - self.started
         agent = self.headers.get("user-agent", "")
         done = Done(

@@ -20,7 +20,7 @@ from http import HTTPStatus
 
 import httptools
 
-from function.http_messages import Front, Handler, Limits, Reply, Request, Respond, error_reply
+from function.http_messages import Front, Handler, Limits, Reply, Request, Respond, error_reply, first_header
 
 log = logging.getLogger("modelfn.http")
 SMALL_WRITE = 256 * 1024  # answers up to this size are written at once
@@ -148,10 +148,10 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
-        length = next((v for k, v in self.headers if k == "content-length"), None)
+        length = first_header(self.headers, "content-length")
         if length is not None and int(length) > self.limits.max_body:
             self.discarding = True
-        elif length and int(length) > 0 and self._header("expect").lower() == "100-continue":
+        elif length and int(length) > 0 and (first_header(self.headers, "expect") or "").lower() == "100-continue":
             self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -266,9 +266,6 @@ class Connection(asyncio.Protocol):
     def _write(self, data: bytes | memoryview) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-
-    def _header(self, name: str) -> str:
-        return next((v for k, v in self.headers if k == name), "")
 
     def _too_large(self) -> str:
         return f"request body is larger than MAX_BODY_BYTES ({self.limits.max_body} bytes)"

@@ -35,7 +35,12 @@ class Request:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of a header (``name`` lower-case)."""
-        return next((v for k, v in self.headers if k == name), default)
+        return first_header(self.headers, name, default)
+
+
+def first_header(headers: list[tuple[str, str]], name: str, default: str | None = None) -> str | None:
+    """The first value of header ``name`` (lower-case) in a list of (lower-case name, value)."""
+    return next((v for k, v in headers if k == name), default)
 
 
 class Reply(NamedTuple):

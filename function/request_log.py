@@ -31,30 +31,31 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 SEVERITY = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARNING", logging.ERROR: "ERROR"}
 
 
+_STAMP: list[Any] = [-1, ""]  # (second, its timestamp): strftime once a second, not once a line
+
+
+def _timestamp(created: float) -> str:
+    if int(created) != _STAMP[0]:
+        _STAMP[:] = [int(created), time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))]
+    return str(_STAMP[1])
+
+
+def json_line(levelno: int, created: float, logger: str, message: str, fields: dict[str, Any]) -> str:
+    """``{"severity", "time", "logger", "message", ...fields}`` as one JSON line (no newline)."""
+    severity = SEVERITY.get(levelno, "CRITICAL")
+    entry = {"severity": severity, "time": _timestamp(created), "logger": logger, "message": message}
+    # orjson: an access line per request costs a few µs instead of ~15 with json.dumps.
+    return orjson.dumps({**entry, **fields}, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 class JsonFormatter(logging.Formatter):
     """``{"severity", "message", "logger", ...extra fields}``, one line per record."""
 
-    _second = -1
-    _stamp = ""
-
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "severity": SEVERITY.get(record.levelno, "CRITICAL"),
-            "time": self._time(record),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
+        fields = dict(getattr(record, "fields", {}))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        # orjson: an access line per request costs a few µs instead of ~15 with json.dumps.
-        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-
-    def _time(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:  # strftime once a second, not once a line
-            self._second, self._stamp = second, self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z")
-        return self._stamp
+            fields["exception"] = self.formatException(record.exc_info)
+        return json_line(record.levelno, record.created, record.name, record.getMessage(), fields)
 
 
 class StdoutHandler(logging.StreamHandler):
@@ -175,7 +176,6 @@ def record(metrics: Metrics, project: str | None, done: Done, headers: Any) -> N
 
 
 _STDOUT_LOCK = threading.Lock()
-_STAMP: list[Any] = [-1, ""]
 
 
 def _emit_direct(level: int, message: str, fields: dict[str, Any]) -> bool:
@@ -187,15 +187,19 @@ def _emit_direct(level: int, message: str, fields: dict[str, Any]) -> bool:
     root = access_log.parent
     if access_log.handlers or root is None or len(root.handlers) != 1 or type(root.handlers[0]) is not StdoutHandler:
         return False
-    now = time.time()
-    if int(now) != _STAMP[0]:
-        _STAMP[:] = [int(now), time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now))]
-    entry = {"severity": SEVERITY[level], "time": _STAMP[1], "logger": access_log.name, "message": message, **fields}
-    line = orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE).decode()
+    line = json_line(level, time.time(), access_log.name, message, fields) + "\n"
     with _STDOUT_LOCK:
         sys.stdout.write(line)
         sys.stdout.flush()
     return True
+
+
+def answer_headers(request_id: str, model_version: str | None, model_role: str | None) -> list[tuple[str, str]]:
+    """The headers every answer carries: its request id and, when a model answered, which version and role."""
+    headers = [("X-Request-Id", request_id)]
+    if model_version:  # which version answered (a canary may have)
+        headers += [("X-Model-Version", model_version), ("X-Model-Role", model_role or "primary")]
+    return headers
 
 
 def init_app(app: Flask, metrics: Metrics) -> None:
@@ -211,10 +215,8 @@ def init_app(app: Flask, metrics: Metrics) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        if answered := g.get("model_version"):  # which version answered (a canary may have)
-            response.headers["X-Model-Version"] = answered
-            response.headers["X-Model-Role"] = g.get("model_role") or "primary"
+        for name, value in answer_headers(g.get("request_id", ""), g.get("model_version"), g.get("model_role")):
+            response.headers[name] = value
         route = request.url_rule.rule if request.url_rule else "unmatched"
         done = Done(
             route,
