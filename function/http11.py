@@ -85,7 +85,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.pending: deque[Request | Reply] = deque()
-        self.busy = self.closed = self.arriving = self.discarding = self.paused = False
+        self.busy = self.closed = self.arriving = self.discarding = self.paused = self.held = self.eof = False
         self.outgoing: deque[memoryview] = deque()
         self.after: tuple[Reply, bool] | None = None
         self.deadline = time.monotonic() + max(self.limits.keepalive, self.limits.read_timeout)
@@ -110,6 +110,12 @@ class Connection(asyncio.Protocol):
         if self.after is not None:
             _sent(self.after[0])
             self.after = None
+
+    def eof_received(self) -> bool:
+        if self.busy or self.pending:  # a client that half-closes after sending still gets its answers
+            self.eof = True
+            return True
+        return False
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -176,14 +182,22 @@ class Connection(asyncio.Protocol):
             body = b"".join(self.body)
             request = Request(method, target, version, self.headers, body, self.peer, self.local, self.keep_alive)
             self.pending.append(request)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()  # one request at a time: a pipelining client waits in its socket
+        if (self.busy or len(self.pending) > 1) and not self.held:
+            self._hold()  # one request at a time: a pipelining client waits in its socket
         self.server.loop.call_soon(self._next)
+
+    def _hold(self) -> None:
+        # Only a pipelined request pauses reading: pausing and resuming around every request would cost two
+        # epoll_ctl calls per request, for clients that never send before they read.
+        if self.transport is not None and not self.transport.is_closing():
+            self.held = True
+            self.transport.pause_reading()
 
     # --- answering ---
     def _next(self) -> None:
         if self.busy or self.closed or not self.pending:
-            if not self.busy and not self.closed and self.transport is not None:
+            if self.held and not self.busy and not self.closed and self.transport is not None:
+                self.held = False
                 self.transport.resume_reading()
             return
         item = self.pending.popleft()
@@ -235,11 +249,12 @@ class Connection(asyncio.Protocol):
 
     def _done(self, reply: Reply, close: bool) -> None:
         _sent(reply)
-        if close:
+        if close or (self.eof and not self.pending):
             self.close()
             return
         self.busy = False
-        self.deadline = time.monotonic() + self.limits.keepalive
+        if not self.arriving:  # a pipelined request already arriving keeps its read deadline
+            self.deadline = time.monotonic() + self.limits.keepalive
         self._next()
 
     def _refuse(self, status: int, message: str) -> None:

@@ -206,6 +206,30 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(running):
     assert statuses == [200, 400, 200, 200]
 
 
+def test_requests_sent_one_by_one_before_reading_then_a_half_close_are_all_answered(running):
+    path, body, _ = cases()["v1"]
+    good = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    for _ in range(10):  # the later writes land while an earlier request is in flight, or queued behind it
+        with socket.create_connection(("127.0.0.1", running.port), timeout=30) as sock:
+            for _ in range(3):
+                sock.sendall(good)
+            sock.sendall(good[:20])
+            sock.sendall(good[20:])
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # answered on a pool thread
+            sock.shutdown(socket.SHUT_WR)  # half-close: the answers must still come, then the connection closes
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert [int(m.group(1)) for m in re.finditer(rb"HTTP/1\.1 (\d{3}) ", data)] == [200] * 5
+    for _ in range(20):  # the end of input arrives while the one request is still being answered
+        with socket.create_connection(("127.0.0.1", running.port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
 def test_head_expect_continue_and_http10(running):
     with socket.create_connection(("127.0.0.1", running.port), timeout=30) as sock:
         path, body, _ = cases()["v1"]
