@@ -90,6 +90,7 @@ class Batcher:
         self._observe = observe or (lambda rows, waits: None)
         self._cond = threading.Condition()
         self._queue: list[_Item] = []
+        self._want: tuple[object, int] | None = None  # (key, rows still missing) the waiting runner needs
         self._busy = False
 
     @property
@@ -118,8 +119,7 @@ class Batcher:
         with self._cond:
             if self._busy:
                 item.done = threading.Event()
-                self._queue.append(item)
-                self._cond.notify_all()
+                self._enqueue(item)
             else:
                 self._busy = True
                 item.lead = True
@@ -143,14 +143,36 @@ class Batcher:
             if lead:
                 self._busy = item.lead = True
             else:
-                self._queue.append(item)
-                self._cond.notify_all()
+                self._enqueue(item)
         if not lead:
             return
         if self._quick():
             self._lead(item, wait=False)  # here, in the loop: no linger (the loop is who reads the next requests)
         else:
             RUNNER.submit(self._lead, item)
+
+    def _enqueue(self, item: _Item) -> None:
+        """Queue a request (lock held); wake the waiting runner only once the rows it waits for are there."""
+        self._queue.append(item)
+        if self._want is not None and item.key == self._want[0]:
+            missing = self._want[1] - item.rows
+            self._want = (item.key, missing)
+            if missing <= 0:
+                self._cond.notify_all()
+
+    def _wait_rows(self, key: object, rows: int, timeout: float) -> None:
+        """Wait (lock held) until ``rows`` rows of ``key`` are queued, or ``timeout``.
+
+        Each wake-up costs the event loop the GIL, so queueing requests notify only the last one needed.
+        """
+        missing = rows - self._queued_rows(key)
+        if missing <= 0:
+            return
+        self._want = (key, missing)
+        try:
+            self._cond.wait_for(lambda: self._queued_rows(key) >= rows, timeout)
+        finally:
+            self._want = None
 
     def _quick(self) -> bool:
         """The last predict() was short and no other model holds the device: running here cannot stall the loop."""
@@ -188,7 +210,7 @@ class Batcher:
             elif wait and self._lingered(head, queued=True):
                 pass  # a straggler of the last batch, elected: it waited for that batch's clients too
             elif self._max_delay > 0 and isinstance(head.key, tuple):
-                self._cond.wait_for(lambda: self._queued_rows(head.key) >= self._max_rows, timeout=self._max_delay)
+                self._wait_rows(head.key, self._max_rows, self._max_delay)
             batch, rest, rows = [head], [], head.rows
             for queued in self._queue:
                 if queued is head:
@@ -223,7 +245,7 @@ class Batcher:
         ):
             return False
         self.lingered += 1
-        self._cond.wait_for(lambda: own + self._queued_rows(head.key) >= expected, min(self._linger, seconds))
+        self._wait_rows(head.key, expected - own, min(self._linger, seconds))
         return True
 
     def _queued_rows(self, key: object) -> int:

@@ -182,9 +182,11 @@ class Connection(asyncio.Protocol):
             body = b"".join(self.body)
             request = Request(method, target, version, self.headers, body, self.peer, self.local, self.keep_alive)
             self.pending.append(request)
-        if (self.busy or len(self.pending) > 1) and not self.held:
-            self._hold()  # one request at a time: a pipelining client waits in its socket
-        self.server.loop.call_soon(self._next)
+        if self.busy:
+            if not self.held:
+                self._hold()  # one request at a time: a pipelining client waits in its socket
+            return
+        self._next()  # here, not in a later loop turn: a batch's requests reach the engine as they are read
 
     def _hold(self) -> None:
         # Only a pipelined request pauses reading: pausing and resuming around every request would cost two
