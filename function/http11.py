@@ -15,7 +15,7 @@ import time
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from http import HTTPStatus
 
 import httptools
@@ -305,6 +305,7 @@ def _sent(reply: Reply) -> None:
             log.exception("releasing a sent response failed")
 
 
+@cache
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 from flask import Flask, Response
 from prometheus_client import (
@@ -64,6 +65,15 @@ class Metrics:
     batching: BatchMetrics
     release: ReleaseMetrics
     info_labels: tuple[str, ...] = ()
+    _http: dict[tuple[str, str, str], tuple[Any, Any]] = field(default_factory=dict)
+
+    def http(self, route: str, method: str, status: str) -> tuple[Any, Any]:
+        """(request counter, latency histogram) for one route, method and status, bound once (labels() ~2 µs)."""
+        children = self._http.get((route, method, status))
+        if children is None:
+            children = (self.requests.labels(route, method, status), self.request_seconds.labels(route, method))
+            self._http[(route, method, status)] = children
+        return children
 
     def record_load(self, model: LoadedModel, stats: FetchStats, fetch_s: float, load_s: float) -> None:
         """Record one successful fetch + load."""

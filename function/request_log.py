@@ -150,8 +150,9 @@ def record(metrics: Metrics, project: str | None, done: Done, headers: Any) -> N
     """Count and time the request, and log its one access line (``headers``: anything with ``.get``)."""
     # Every label comes from a fixed set: a client choosing methods or paths must not grow the series.
     method = method_label(done.method)
-    metrics.requests.labels(done.route, method, status_label(done.status)).inc()
-    metrics.request_seconds.labels(done.route, method).observe(done.elapsed)
+    count, seconds = metrics.http(done.route, method, status_label(done.status))
+    count.inc()
+    seconds.observe(done.elapsed)
     level = _severity(done.route, done.status)
     if not access_log.isEnabledFor(level):
         return

@@ -168,10 +168,11 @@ def start(
 ) -> None:
     """``run`` without blocking (the worker's event loop): ``then(outputs, error)`` is called later in ``loop``.
 
-    A bad request still raises here, before anything is queued. The model must have an engine.
+    ``arrays`` come checked against this model's signature, in its order (``inference.v2_prepare`` and
+    ``v1_prepare`` check them before anything is queued). The model must have an engine.
     """
     assert model.engine is not None
-    ordered = check_inputs(model.artifact.manifest.inputs, arrays)
+    ordered = arrays
     settle = _settlement(model, ordered, metrics, *routing)
 
     def done(outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
