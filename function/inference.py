@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from function import binary, jsonio
+from function import binary, fastjson, jsonio
 from function.codec import instances_to_arrays, predictions_json, v2_inputs, v2_outputs
 from function.context import Context
 from function.errors import ModelNotFound, RequestError, UnsupportedMediaType
@@ -80,7 +80,7 @@ def _shadow(ctx: Context, candidate: LoadedModel, inputs: dict[str, Any], output
     ctx.shadow.submit(candidate, inputs, outputs, ctx.metrics)
 
 
-def json_document(ex: Exchange, allow_untyped: bool = False) -> Any:
+def json_document(ex: Exchange, allow_untyped: bool = False, decode: Callable[[bytes], Any] = jsonio.loads) -> Any:
     """The request's JSON object; 415 for other content types, 400 for malformed JSON.
 
     ``allow_untyped`` accepts a body with no Content-Type at all, as the V2 clients send one.
@@ -90,7 +90,7 @@ def json_document(ex: Exchange, allow_untyped: bool = False) -> Any:
     if ex.mimetype != "application/json" and not (allow_untyped and not ex.mimetype):
         raise UnsupportedMediaType("Content-Type must be application/json")
     try:
-        body = jsonio.loads(ex.body)
+        body = decode(ex.body)
     except ValueError:
         raise RequestError("request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -112,7 +112,7 @@ def v2_prepare(ctx: Context, ex: Exchange, name: str, version: str | None = None
     header_length = ex.header(binary.HEADER)
     blob: bytes | memoryview
     if header_length is None:
-        document, blob = json_document(ex, allow_untyped=True), b""
+        document, blob = json_document(ex, allow_untyped=True, decode=fastjson.loads_v2), b""
     else:
         document, blob = binary.split_body(ex.body, header_length)
     request = parse(V2InferRequest, document)

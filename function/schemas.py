@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
 from function.errors import RequestError
@@ -25,9 +26,10 @@ V2Datatype = Literal[
 ]
 
 
-def _array(value: Any) -> list[Any]:
-    # The elements are numpy's job (function.tensors): pydantic checks the envelope only, in O(1).
-    if not isinstance(value, list):
+def _array(value: Any) -> Any:
+    # The elements are numpy's job (function.tensors): pydantic checks the envelope only, in O(1). An array
+    # comes from function.fastjson (JSON itself cannot produce one): a flat float tensor already decoded.
+    if not isinstance(value, list | np.ndarray):
         raise ValueError("Input should be a valid array")
     return value
 
