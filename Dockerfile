@@ -76,7 +76,9 @@ COPY loader/ loader/
 RUN /opt/build-tools/bin/pip --python /opt/venv/bin/python install --no-deps . \
  && if [ "$VARIANT" != gpu ]; then /opt/build-tools/bin/pip --python /opt/venv/bin/python check; fi \
  && /opt/venv/bin/python -c "import function.app, function.cli" \
- && find /opt/venv -depth -type d -name tests -path '*/site-packages/*/tests' -prune -exec rm -rf {} +
+ && find /opt/venv -depth -type d -name tests -path '*/site-packages/*/tests' -prune -exec rm -rf {} + \
+ # pysimdjson ships the C++ sources it was compiled from (~7.6 MB): only its extension module is used.
+ && rm -f /opt/venv/lib/python3*/site-packages/simdjson/*.cpp /opt/venv/lib/python3*/site-packages/simdjson/*.h
 
 # ---------------------------------------------------------------------------------------------
 # Runtime: the venv only, a fixed non-root uid, Gunicorn with the project's config.
