@@ -79,11 +79,9 @@ def _tensor(node: Any) -> dict[str, Any] | None:
     data = node.get("data")
     if node.get("datatype") not in FLOAT_DATATYPES or not isinstance(data, simdjson.Array):
         return None
-    values = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)
-    if values.size != len(data):  # nested arrays are flattened by as_buffer
-        return None
     tensor = {k: _plain(node[k]) for k in keys if k != "data"}
-    tensor["data"] = values
+    # as_buffer flattens nested arrays; the '[' count in _decode is what refuses them.
+    tensor["data"] = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)
     return tensor
 
 
