@@ -15,7 +15,10 @@ _settings = load_settings()
 if _settings.prometheus_multiproc_dir is not None:
     _settings.prometheus_multiproc_dir.mkdir(parents=True, exist_ok=True)
 
-from function import holder, worker  # noqa: E402
+from function import holder, memory, worker  # noqa: E402
+
+# Before the worker forks and loads the model: freed weight-sized blocks go back to the system.
+memory.tune_malloc(dict(os.environ))
 
 # The master never loads the model or starts background threads (they would not survive the fork,
 # and with --preload a model loaded here would be a second copy): workers start them in post_fork.
