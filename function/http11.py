@@ -85,7 +85,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.pending: deque[Request | Reply] = deque()
-        self.busy = self.closed = self.arriving = self.discarding = self.paused = self.held = self.eof = False
+        self.busy = self.closed = self.arriving = self.discarding = self.paused = self.eof = False
         self.outgoing: deque[memoryview] = deque()
         self.after: tuple[Reply, bool] | None = None
         self.deadline = time.monotonic() + max(self.limits.keepalive, self.limits.read_timeout)
@@ -183,23 +183,20 @@ class Connection(asyncio.Protocol):
             request = Request(method, target, version, self.headers, body, self.peer, self.local, self.keep_alive)
             self.pending.append(request)
         if self.busy:
-            if not self.held:
-                self._hold()  # one request at a time: a pipelining client waits in its socket
+            self._hold()  # one request at a time: a pipelining client waits in its socket
             return
         self._next()  # here, not in a later loop turn: a batch's requests reach the engine as they are read
 
     def _hold(self) -> None:
         # Only a pipelined request pauses reading: pausing and resuming around every request would cost two
         # epoll_ctl calls per request, for clients that never send before they read.
-        if self.transport is not None and not self.transport.is_closing():
-            self.held = True
+        if self.transport is not None and self.transport.is_reading():
             self.transport.pause_reading()
 
     # --- answering ---
     def _next(self) -> None:
         if self.busy or self.closed or not self.pending:
-            if self.held and not self.busy and not self.closed and self.transport is not None:
-                self.held = False
+            if not self.busy and not self.closed and self.transport is not None and not self.transport.is_reading():
                 self.transport.resume_reading()
             return
         item = self.pending.popleft()

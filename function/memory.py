@@ -4,7 +4,7 @@ glibc serves a large allocation with its own mmap, but after such a block is fre
 threshold (up to 32 MB) so that the next blocks of that size come from the heap, and the heap keeps what is
 freed there. Loading a model allocates and frees many weight-sized blocks (initializers, then their prepacked
 copies): with the dynamic threshold ~80 MB of them stayed resident after a 100 MB ONNX model was loaded (PSS of
-the container 290 -> 209 MB with fixed thresholds). A fixed mmap threshold returns freed weight-sized blocks to
+the container 290 -> 212 MB with these thresholds). A fixed mmap threshold returns freed weight-sized blocks to
 the system; a high trim threshold keeps the heap from shrinking and growing again around every batch (with
 glibc's default trim threshold, the fixed mmap threshold alone cost ~10% of c=32 throughput).
 """

@@ -172,8 +172,7 @@ def start(
     ``v1_prepare`` check them before anything is queued). The model must have an engine.
     """
     assert model.engine is not None
-    ordered = arrays
-    settle = _settlement(model, ordered, metrics, *routing)
+    settle = _settlement(model, arrays, metrics, *routing)
 
     def done(outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
         try:
@@ -182,7 +181,7 @@ def start(
             log.exception("after-predict bookkeeping failed")
         then(outputs, error)
 
-    model.engine.submit_async(ordered, loop, done)
+    model.engine.submit_async(arrays, loop, done)
 
 
 def _settlement(
