@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from function import monitoring
+from function import memory, monitoring
 from function.batching import Batcher, batchable
 from function.codec import instances_to_arrays, predictions, v2_inputs, v2_outputs
 from function.cpus import runtime_threads
@@ -86,6 +86,8 @@ def loader_for(
                 }
             },
         )
+        if settings.huge_pages and runtime.device == "cpu":  # pinned CUDA staging memory is left as it is
+            memory.huge_pages_later(f"{model.name}@{model.version}")
         return model
 
     return load

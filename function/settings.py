@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     runtime_threads: int | None = Field(
         None, gt=0, description="Runtime intra-op threads (ORT, torch); default: CPUs of the cgroup quota"
     )
+    huge_pages: bool = Field(
+        True, description="Back a CPU model's loaded weights with transparent huge pages (Linux); false: 4 KB pages"
+    )
     max_batch_size: int = Field(64, gt=0, description="Most rows one batched predict() may take; 1 turns batching off")
     max_batch_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="Under load, how long a batch may wait to fill up; a lone request never waits"
