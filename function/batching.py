@@ -8,7 +8,8 @@ one runs, one ``predict()`` runs at a time per model, and a model that is swappe
 Two kinds of request share the queue. ``submit`` blocks its thread, which runs the batch when elected.
 ``submit_async`` (the worker's event loop) never blocks: an elected one is run by the ``RUNNER`` thread,
 and the answers of a batch go back to their loop in one ``call_soon_threadsafe``, so a batch of N costs
-two thread hand-offs, not 3N.
+two thread hand-offs, not 3N. A model whose last ``predict()`` was short (``LOOP_SECONDS``) has its batches
+run by the loop itself, after the loop turn that queued them, with no hand-off at all.
 """
 
 from __future__ import annotations
@@ -16,56 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
+from function.batch_parts import Arrays, Done, Item, batchable, deliver, key_of, rows_of, running_loop, soon
 from loader.errors import InferenceInputError, ModelExecutionError
-from loader.manifest import Manifest
 
-log = logging.getLogger("modelfn.batching")
-Arrays = dict[str, np.ndarray]
+__all__ = ["LOOP_SECONDS", "RUNNER", "Batcher", "batchable"]
 Predict = Callable[[Arrays], Arrays]
-Done = Callable[[Arrays | None, BaseException | None], None]  # (outputs, error): exactly one is None
 # Runs the batches that an asynchronous request was elected to lead (one predict() runs at a time anyway).
 RUNNER = ThreadPoolExecutor(1, thread_name_prefix="modelfn-batch")
 # A model whose last predict() took less than this runs an idle-found asynchronous request in the event loop
 # itself: two thread hand-offs cost ~170 µs of latency here, far more than such a predict().
 INLINE_SECONDS = 0.001
-
-
-def batchable(manifest: Manifest) -> bool:
-    """True when every input and output has a dynamic first dimension (rows are independent)."""
-    return all(len(t.shape) > 0 and t.shape[0] == -1 for t in (*manifest.inputs, *manifest.outputs))
-
-
-class _Item:
-    """One request's inputs and, once its batch ran, its outputs or error."""
-
-    __slots__ = ("callback", "done", "error", "inputs", "key", "lead", "loop", "queued", "result", "rows")
-
-    def __init__(
-        self, inputs: Arrays, rows: int, key: object, callback: tuple[asyncio.AbstractEventLoop, Done] | None = None
-    ) -> None:
-        self.inputs = inputs
-        self.rows = rows
-        self.key = key
-        self.queued = time.perf_counter()
-        self.done: threading.Event | None = None  # only a queued request waits (a lone one needs none)
-        self.lead = False  # set instead of a result: this request runs the next batch
-        self.result: Arrays | None = None
-        self.error: BaseException | None = None
-        self.callback = callback  # asynchronous: (loop, done) instead of a waiting thread
-
-    def outcome(self) -> Arrays:
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
+# A model whose last predict() took less than this has its batches run by the event loop (after the turn that
+# read them, the linger waiting on a timer): the two hand-offs and the GIL traffic between the loop and the
+# runner cost ~0.2 ms at c=1 and a share of every 32-row cycle of the MLP at c=32. The loop reads nothing
+# while predict() runs, so the bound keeps probes and new connections waiting at most this long.
+LOOP_SECONDS = 0.05
 
 
 class Batcher:
@@ -89,8 +63,10 @@ class Batcher:
         self.lingered = 0  # requests that found the runtime idle and waited for the last batch's clients
         self._observe = observe or (lambda rows, waits: None)
         self._cond = threading.Condition()
-        self._queue: list[_Item] = []
+        self._queue: list[Item] = []
         self._want: tuple[object, int] | None = None  # (key, rows still missing) the waiting runner needs
+        self._wake: Callable[[], None] | None = None  # the loop's lead waits for _want on a timer: call this
+        self._timer: asyncio.TimerHandle | None = None
         self._busy = False
 
     @property
@@ -113,7 +89,7 @@ class Batcher:
     def submit(self, inputs: Arrays) -> Arrays:
         """Run validated inputs (signature order) and return exactly their own output rows."""
         if not self.enabled:
-            self._observe(_rows(inputs) or 1, [0.0])
+            self._observe(rows_of(inputs) or 1, [0.0])
             return self._predict(inputs)
         item = self._item(inputs)
         with self._cond:
@@ -148,10 +124,12 @@ class Batcher:
             return
         if self._quick():
             self._lead(item, wait=False)  # here, in the loop: no linger (the loop is who reads the next requests)
+        elif self._in_loop():
+            loop.call_soon(self._lead_in_loop, item, loop)  # after this turn's other reads queued theirs
         else:
             RUNNER.submit(self._lead, item)
 
-    def _enqueue(self, item: _Item) -> None:
+    def _enqueue(self, item: Item) -> None:
         """Queue a request (lock held); wake the waiting runner only once the rows it waits for are there."""
         self._queue.append(item)
         if self._want is not None and item.key == self._want[0]:
@@ -159,6 +137,9 @@ class Batcher:
             self._want = (item.key, missing)
             if missing <= 0:
                 self._cond.notify_all()
+                wake, self._wake = self._wake, None
+                if wake is not None:
+                    wake()
 
     def _wait_rows(self, key: object, rows: int, timeout: float) -> None:
         """Wait (lock held) until ``rows`` rows of ``key`` are queued, or ``timeout``.
@@ -174,22 +155,64 @@ class Batcher:
         finally:
             self._want = None
 
+    def _in_loop(self) -> bool:
+        """The last predict() was short enough to run in the loop, and no other model holds the device."""
+        _, seconds, ended = self._last
+        return ended > 0 and seconds < LOOP_SECONDS and self._device_free()
+
+    def _lead_in_loop(self, head: Item, loop: asyncio.AbstractEventLoop) -> None:
+        """In ``loop``: run ``head``'s batch now, or once the rows it waits for are queued (a timer bounds it)."""
+        with self._cond:
+            target = self._target(head)
+            if target is not None:
+                self._want = target[0], target[1]
+                fire = partial(self._fire, head)
+                self._wake = partial(soon, loop, fire)
+                self._timer = loop.call_later(target[2], fire)
+                return
+        self._lead(head, wait=False, gather=True)
+
+    def _fire(self, head: Item) -> None:
+        """The rows came or the wait is over, whichever first: run the batch that ``_lead_in_loop`` set up."""
+        with self._cond:
+            if self._timer is None:
+                return  # the other of the two ran it
+            timer, self._timer, self._wake, self._want = self._timer, None, None, None
+        timer.cancel()
+        self._lead(head, wait=False, gather=True)
+
+    def _target(self, head: Item) -> tuple[object, int, float] | None:
+        """(key, rows missing, seconds) the head's batch waits for, the waits of ``_take``; None: run now."""
+        queued = head in self._queue
+        if not isinstance(head.key, tuple):
+            return None
+        rows, seconds, ended = self._last
+        own = 0 if queued else head.rows
+        there = own + self._queued_rows(head.key)
+        expected = min(rows, self._max_rows)
+        if self._linger > 0 and time.perf_counter() - ended <= self._linger and there < expected:
+            self.lingered += 1
+            return head.key, expected - there, min(self._linger, seconds)
+        if queued and self._max_delay > 0 and there < self._max_rows:
+            return head.key, self._max_rows - there, self._max_delay
+        return None
+
     def _quick(self) -> bool:
         """The last predict() was short and no other model holds the device: running here cannot stall the loop."""
         _, seconds, ended = self._last
         return ended > 0 and seconds < INLINE_SECONDS and self._device_free()
 
-    def _item(self, inputs: Arrays, callback: tuple[asyncio.AbstractEventLoop, Done] | None = None) -> _Item:
-        rows = _rows(inputs)
+    def _item(self, inputs: Arrays, callback: tuple[asyncio.AbstractEventLoop, Done] | None = None) -> Item:
+        rows = rows_of(inputs)
         # Requests whose inputs disagree on rows, or that fill a batch alone, still queue (one predict
         # at a time) but under a key nothing else shares, so the runtime judges them alone.
-        key: object = object() if rows is None or rows >= self._max_rows else _key(inputs)
-        return _Item(inputs, rows or 0, key, callback)
+        key: object = object() if rows is None or rows >= self._max_rows else key_of(inputs)
+        return Item(inputs, rows or 0, key, callback)
 
-    def _lead(self, item: _Item, wait: bool = True) -> None:
+    def _lead(self, item: Item, wait: bool = True, gather: bool = False) -> None:
         """Run this request's batch, then hand the runtime to the oldest queued request."""
         try:
-            batch = self._take(item, wait)
+            batch = self._take(item, wait, gather)
             self._run(batch)
         finally:
             with self._cond:
@@ -197,15 +220,18 @@ class Batcher:
                 self._busy = following is not None
             if following is not None:
                 following.lead = True
-                if following.callback is not None:
-                    RUNNER.submit(self._lead, following)
-                elif following.done is not None:
+                if following.callback is None:
+                    assert following.done is not None
                     following.done.set()
+                elif self._in_loop():
+                    soon(following.callback[0], partial(self._lead_in_loop, following, following.callback[0]))
+                else:
+                    RUNNER.submit(self._lead, following)
 
-    def _take(self, head: _Item, wait: bool = True) -> list[_Item]:
+    def _take(self, head: Item, wait: bool = True, gather: bool = False) -> list[Item]:
         with self._cond:
             if head not in self._queue:
-                if not wait or not self._lingered(head, queued=False):
+                if not gather and (not wait or not self._lingered(head, queued=False)):
                     return [head]  # found the runtime idle: run at once
             elif wait and self._lingered(head, queued=True):
                 pass  # a straggler of the last batch, elected: it waited for that batch's clients too
@@ -223,7 +249,7 @@ class Batcher:
             self._queue = rest
             return batch
 
-    def _lingered(self, head: _Item, queued: bool) -> bool:
+    def _lingered(self, head: Item, queued: bool) -> bool:
         """Right after a batch of N rows, wait (bounded) for N rows: the clients just answered are coming back.
 
         Closed-loop clients send their next request as soon as they read an answer, so a request that finds
@@ -251,7 +277,7 @@ class Batcher:
     def _queued_rows(self, key: object) -> int:
         return sum(i.rows for i in self._queue if i.key == key)
 
-    def _run(self, batch: list[_Item]) -> None:
+    def _run(self, batch: list[Item]) -> None:
         started = time.perf_counter()
         self._observe(sum(i.rows for i in batch) or 1, [started - i.queued for i in batch])
         try:
@@ -265,20 +291,20 @@ class Batcher:
         ended = time.perf_counter()
         with self._cond:
             self._last = (sum(i.rows for i in batch), ended - started, ended)
-        answers: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
+        answers: dict[asyncio.AbstractEventLoop, list[Item]] = {}
         for i in batch:
             if i.callback is not None:
                 answers.setdefault(i.callback[0], []).append(i)
             elif not i.lead and i.done is not None:
                 i.done.set()
         for loop, items in answers.items():
-            if _running_loop() is loop:  # ran inline in that loop: no wake-up needed
-                loop.call_soon(_deliver, items)
+            if running_loop() is loop:  # ran inline in that loop: no wake-up needed
+                loop.call_soon(deliver, items)
                 continue
             with contextlib.suppress(RuntimeError):  # a closed loop (worker exit): nobody waits for these
-                loop.call_soon_threadsafe(_deliver, items)
+                loop.call_soon_threadsafe(deliver, items)
 
-    def _run_joined(self, batch: list[_Item]) -> None:
+    def _run_joined(self, batch: list[Item]) -> None:
         names = list(batch[0].inputs)
         joined = {n: np.concatenate([i.inputs[n] for i in batch]) for n in names}
         try:
@@ -298,34 +324,3 @@ class Batcher:
         parts = {n: np.split(out, bounds) for n, out in outputs.items()}
         for k, i in enumerate(batch):
             i.result = {n: p[k] for n, p in parts.items()}
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _deliver(items: list[_Item]) -> None:
-    """In the requests' event loop: each callback gets its outputs or its error."""
-    for i in items:
-        assert i.callback is not None
-        try:
-            i.callback[1](i.result if i.error is None else None, i.error)
-        except Exception:  # one failing callback must not leave its batchmates unanswered
-            log.exception("answering a batched request failed")
-
-
-def _rows(inputs: Arrays) -> int | None:
-    """The common first dimension of every input, or None when they disagree (or are scalars)."""
-    firsts = {a.shape[0] if a.ndim else None for a in inputs.values()}
-    if len(firsts) != 1:
-        return None
-    rows = firsts.pop()
-    return rows if rows else None
-
-
-def _key(inputs: Arrays) -> tuple[tuple[str, tuple[int, ...], str], ...]:
-    """Requests with equal keys can be concatenated along dim 0."""
-    return tuple((n, a.shape[1:], a.dtype.str) for n, a in inputs.items())

@@ -1,0 +1,88 @@
+"""The batching engine's parts: one queued request, the keys that say which requests share a batch, answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from loader.manifest import Manifest
+
+log = logging.getLogger("modelfn.batching")
+Arrays = dict[str, np.ndarray]
+Done = Callable[[Arrays | None, BaseException | None], None]  # (outputs, error): exactly one is None
+
+
+def batchable(manifest: Manifest) -> bool:
+    """True when every input and output has a dynamic first dimension (rows are independent)."""
+    return all(len(t.shape) > 0 and t.shape[0] == -1 for t in (*manifest.inputs, *manifest.outputs))
+
+
+class Item:
+    """One request's inputs and, once its batch ran, its outputs or error."""
+
+    __slots__ = ("callback", "done", "error", "inputs", "key", "lead", "loop", "queued", "result", "rows")
+
+    def __init__(
+        self, inputs: Arrays, rows: int, key: object, callback: tuple[asyncio.AbstractEventLoop, Done] | None = None
+    ) -> None:
+        self.inputs = inputs
+        self.rows = rows
+        self.key = key
+        self.queued = time.perf_counter()
+        self.done: threading.Event | None = None  # only a queued request waits (a lone one needs none)
+        self.lead = False  # set instead of a result: this request runs the next batch
+        self.result: Arrays | None = None
+        self.error: BaseException | None = None
+        self.callback = callback  # asynchronous: (loop, done) instead of a waiting thread
+
+    def outcome(self) -> Arrays:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """``callback`` in ``loop``'s next turn, from any thread (a closed loop: nobody waits for it)."""
+    if running_loop() is loop:
+        loop.call_soon(callback)
+        return
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def deliver(items: list[Item]) -> None:
+    """In the requests' event loop: each callback gets its outputs or its error."""
+    for i in items:
+        assert i.callback is not None
+        try:
+            i.callback[1](i.result if i.error is None else None, i.error)
+        except Exception:  # one failing callback must not leave its batchmates unanswered
+            log.exception("answering a batched request failed")
+
+
+def rows_of(inputs: Arrays) -> int | None:
+    """The common first dimension of every input, or None when they disagree (or are scalars)."""
+    firsts = {a.shape[0] if a.ndim else None for a in inputs.values()}
+    if len(firsts) != 1:
+        return None
+    rows = firsts.pop()
+    return rows if rows else None
+
+
+def key_of(inputs: Arrays) -> tuple[tuple[str, tuple[int, ...], str], ...]:
+    """Requests with equal keys can be concatenated along dim 0."""
+    return tuple((n, a.shape[1:], a.dtype.str) for n, a in inputs.items())
