@@ -170,7 +170,7 @@ class Batcher:
                 self._wake = partial(soon, loop, fire)
                 self._timer = loop.call_later(target[2], fire)
                 return
-        self._lead(head, wait=False, gather=True)
+        self._gather(head)
 
     def _fire(self, head: Item) -> None:
         """The rows came or the wait is over, whichever first: run the batch that ``_lead_in_loop`` set up."""
@@ -179,7 +179,14 @@ class Batcher:
                 return  # the other of the two ran it
             timer, self._timer, self._wake, self._want = self._timer, None, None, None
         timer.cancel()
-        self._lead(head, wait=False, gather=True)
+        self._gather(head)
+
+    def _gather(self, head: Item) -> None:
+        """Run the head's batch of what is queued now: here, unless another model took the device meanwhile."""
+        if self._device_free():
+            self._lead(head, wait=False, gather=True)
+        else:  # its predict() would block the loop until the other one's ends: the runner waits instead
+            RUNNER.submit(self._lead, head, False, True)
 
     def _target(self, head: Item) -> tuple[object, int, float] | None:
         """(key, rows missing, seconds) the head's batch waits for, the waits of ``_take``; None: run now."""

@@ -144,3 +144,24 @@ def test_a_model_slower_than_loop_seconds_goes_back_to_the_runner(loop, monkeypa
     # First the runner (nothing measured); then the loop, the slow batch too (unknown until it ran); after
     # it the runner again; after that quick batch, the loop.
     assert on_loop == [False, True, True, False, True]
+
+
+def test_a_batch_whose_device_another_model_took_meanwhile_runs_on_the_runner(loop):  # noqa: F811
+    model = Recorded()
+    free = [True]
+    engine = Batcher(model, 64, linger_s=3600, device_free=lambda: free[0])
+    one_turn(engine, loop, [np.ones((1, 4), np.float32)])[0].result(30)
+    for _ in range(ROUNDS // 2):
+        free[0] = True
+        [f.result(30) for f in one_turn(engine, loop, [np.ones((1, 4), np.float32)] * 3)]
+        rows, _, ended = engine._last
+        engine._last = (rows, 1000.0, ended)  # the linger waits for the three clients (see above)
+        model.calls.clear()
+        futures = one_turn(engine, loop, [np.ones((1, 4), np.float32)])
+        _until(lambda: engine.running)
+        free[0] = False  # a canary's predict() holds the device while the batch lingers
+        futures += one_turn(engine, loop, [np.ones((1, 4), np.float32)] * 2)
+        results = [f.result(30) for f in futures]
+        assert all(error is None for _, error, _ in results)
+        assert len(model.calls) == 1 and model.calls[0][0] == 3
+        assert model.calls[0][1].startswith("modelfn-batch")  # the loop never waited for the device
