@@ -153,6 +153,29 @@ def test_report_judges_targets_from_the_measured_ratios(rps: float, met: str) ->
     assert f"{rps / 1000:.3g}" in raw_row and raw_row.endswith(f"| {met} |")
 
 
+def test_with_rounds_a_ratio_is_judged_within_each_round_not_from_medians_of_its_sides() -> None:
+    from bench.rounds import rounds_median
+
+    def judged(rounds: list[dict], row: str) -> str:
+        results = {**rounds_median(rounds), "rounds": rounds}
+        return next(line for line in report.markdown(results, "x.png").splitlines() if row in line)
+
+    first, second = _results(700.0), _results(650.0)
+    first["raw"]["mlp"]["best_items_per_s"] = 1000.0  # 0.70 of raw in round 1
+    second["raw"]["mlp"]["best_items_per_s"] = 1200.0  # 0.54 in round 2: raw ran faster, modelfn slower
+    # Medians of the two sides come from different rounds (650 / 1000 = 0.65 would pass); within each
+    # round it is 0.70 and 0.54, and the less favourable middle one is the figure.
+    row = judged([first, second], "raw ORT best batch, V2 b")
+    assert "0.542 (rounds: 0.7, 0.542)" in row and row.endswith("| **no** |")
+    second["raw"]["mlp"]["best_items_per_s"] = 1050.0  # 0.62 in round 2 too: met in both
+    row = judged([first, second], "raw ORT best batch, V2 b")
+    assert "0.619 (rounds: 0.7, 0.619)" in row and row.endswith("| yes |")
+    # A gap (lower is better) takes the larger middle value.
+    second["servers"]["modelfn"]["mlp"]["loads"]["v2-binary"]["c1"]["p50_ms"] = 3.4
+    row = judged([first, second], "session.run p50, V2 b")
+    assert "1 ms (rounds: 1 ms, 0.4 ms)" in row and row.endswith("| **no** |")
+
+
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="the bench extra (pip install -e '.[bench]') brings matplotlib")
     report.plot(_results(500.0), tmp_path / "p.png")
