@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 import subprocess
@@ -20,6 +19,7 @@ from function import memory
 from function.app import create_app
 from function.settings import Settings
 from tests.conftest import wait_ready
+from tests.logs import captured
 from tests.models import publish_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,15 +142,6 @@ def test_without_transparent_huge_pages_nothing_is_touched(monkeypatch: pytest.M
     assert memory.back_with_huge_pages() == memory.HugePages()
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def _wide_onnx(path: Path) -> Path:
     """y = x @ W with a 2048x2048 float32 W: 16 MB of weights, one resident mapping."""
     w = np.full((2048, 2048), 1 / 2048, dtype=np.float32)
@@ -181,26 +172,19 @@ def test_a_loaded_cpu_model_goes_onto_huge_pages_unless_turned_off(
     publish_model(store_dir.as_uri(), _wide_onnx(tmp_path / "wide.onnx"), name="wide")
     settings = make_settings(model_uri=f"{store_dir.as_uri()}/wide", huge_pages=enabled)
     client = create_app(settings).test_client()
-    records = _Records()
-    logger = logging.getLogger("modelfn.memory")
-    logger.addHandler(records)
-    level, logger.level = logger.level, logging.INFO
-    try:
+    with captured("modelfn.memory") as records:
         wait_ready(client)
         for thread in threads:
             thread.join(60)
-    finally:
-        logger.removeHandler(records)
-        logger.setLevel(level)
     x = np.ones((1, 2048), dtype=np.float32)
     body = {"inputs": [{"name": "x", "shape": [1, 2048], "datatype": "FP32", "data": x.ravel().tolist()}]}
     answer = client.post("/v2/models/wide/infer", json=body)
     assert answer.status_code == 200
     assert answer.get_json()["outputs"][0]["data"][:3] == [1.0, 1.0, 1.0]  # the weights survived the move
     if not enabled:
-        assert threads == [] and not [r for r in records.records if r.getMessage() == "huge pages"]
+        assert threads == [] and not [r for r in records if r.getMessage() == "huge pages"]
         return
-    [record] = [r for r in records.records if r.getMessage() == "huge pages"]
+    [record] = [r for r in records if r.getMessage() == "huge pages"]
     fields = record.__dict__["fields"]
     assert fields["model"] == "wide@1.0.0"
     if _thp_collapse_supported():

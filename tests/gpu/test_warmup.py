@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from loader.manifest import TensorSpec
 from loader.uri import parse_model_uri
 from tests.conftest import wait_ready
 from tests.gpu.test_precision import _wait_failed
+from tests.logs import captured
 from tests.models import publish_model
 
 torch = pytest.importorskip("torch")
@@ -71,29 +71,14 @@ def test_warmup_runs_the_configured_batches_before_ready(configured, run, store_
     assert "modelfn_model_load_seconds_count 1.0" in metrics
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def test_warmup_is_its_own_phase_and_log_field(store_dir, tmp_path, make_settings):
     uri = _publish(store_dir, tmp_path, CountsCalls())
     settings = make_settings(model_uri=uri, device="cpu", warmup_batches=2)
     phases: list[Phase] = []
-    logger, handler = logging.getLogger("modelfn.model"), _Records()
-    logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
-    try:
+    with captured("modelfn.model") as records:
         model = loader_for(parse_model_uri(uri), settings, create_metrics(CollectorRegistry()))(phases.append)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     assert phases == [Phase.FETCHING, Phase.LOADING, Phase.WARMING]
-    [ready] = [r for r in handler.records if r.getMessage() == "model ready"]
+    [ready] = [r for r in records if r.getMessage() == "model ready"]
     fields = ready.fields  # type: ignore[attr-defined]
     assert fields["warmup_batches"] == 2 and fields["warmup_seconds"] >= 0 and "load_seconds" in fields
     assert model.runtime.predict({"x": np.ones((1, 2), np.float32)})["calls"][0, 0] == 3
