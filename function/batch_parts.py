@@ -49,7 +49,10 @@ class Item:
 
 
 def soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-    """``callback`` in ``loop``'s next turn, from any thread (a closed loop: nobody waits for it)."""
+    """``callback`` in ``loop``'s next turn, from any thread; from ``loop`` itself without a wake-up.
+
+    A closed loop (the worker exiting) drops it: nobody waits for it any more.
+    """
     if running_loop() is loop:
         loop.call_soon(callback)
         return

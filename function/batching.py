@@ -15,7 +15,6 @@ run by the loop itself, after the loop turn that queued them, with no hand-off a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import threading
 import time
@@ -25,7 +24,7 @@ from functools import partial
 
 import numpy as np
 
-from function.batch_parts import Arrays, Done, Item, batchable, deliver, key_of, rows_of, running_loop, soon
+from function.batch_parts import Arrays, Done, Item, batchable, deliver, key_of, rows_of, soon
 from loader.errors import InferenceInputError, ModelExecutionError
 
 __all__ = ["LOOP_SECONDS", "RUNNER", "Batcher", "batchable"]
@@ -164,8 +163,8 @@ class Batcher:
         """In ``loop``: run ``head``'s batch now, or once the rows it waits for are queued (a timer bounds it)."""
         with self._cond:
             target = self._target(head)
-            if target is not None:
-                self._want = target[0], target[1]
+            if target is not None and (missing := target[1] - self._queued_rows(target[0])) > 0:
+                self._want = target[0], missing
                 fire = partial(self._fire, head)
                 self._wake = partial(soon, loop, fire)
                 self._timer = loop.call_later(target[2], fire)
@@ -189,19 +188,32 @@ class Batcher:
             RUNNER.submit(self._lead, head, False, True)
 
     def _target(self, head: Item) -> tuple[object, int, float] | None:
-        """(key, rows missing, seconds) the head's batch waits for, the waits of ``_take``; None: run now."""
+        """(key, queued rows, seconds) the head's batch waits for before it is taken; None: take it now.
+
+        Linger: right after a batch of N rows, wait (bounded) for N rows, because the clients just answered
+        are coming back. Closed-loop clients send their next request as soon as they read an answer, so a
+        request that finds the runtime idle just after a batch is usually the first of that batch's clients
+        to return; running it alone would cost a whole weight pass for one row and split the next batch in
+        two. The same holds for a request that queued just too late for the last batch and is elected when
+        it ends. At c=1 the last batch had one row and nothing waits; after a quiet spell (more than
+        ``linger`` since the last batch ended) nothing waits either. Otherwise an elected request waits up
+        to ``max_delay`` for a full batch. Called with the lock held.
+        """
         queued = head in self._queue
         if not isinstance(head.key, tuple):
             return None
         rows, seconds, ended = self._last
-        own = 0 if queued else head.rows
-        there = own + self._queued_rows(head.key)
+        own = 0 if queued else head.rows  # a queued head's rows are counted with the queue's
         expected = min(rows, self._max_rows)
-        if self._linger > 0 and time.perf_counter() - ended <= self._linger and there < expected:
+        if (
+            self._linger > 0
+            and time.perf_counter() - ended <= self._linger
+            and own + self._queued_rows(head.key) < expected
+        ):
             self.lingered += 1
-            return head.key, expected - there, min(self._linger, seconds)
-        if queued and self._max_delay > 0 and there < self._max_rows:
-            return head.key, self._max_rows - there, self._max_delay
+            return head.key, expected - own, min(self._linger, seconds)
+        if queued and self._max_delay > 0:
+            return head.key, self._max_rows, self._max_delay
         return None
 
     def _quick(self) -> bool:
@@ -237,13 +249,11 @@ class Batcher:
 
     def _take(self, head: Item, wait: bool = True, gather: bool = False) -> list[Item]:
         with self._cond:
-            if head not in self._queue:
-                if not gather and (not wait or not self._lingered(head, queued=False)):
-                    return [head]  # found the runtime idle: run at once
-            elif wait and self._lingered(head, queued=True):
-                pass  # a straggler of the last batch, elected: it waited for that batch's clients too
-            elif self._max_delay > 0 and isinstance(head.key, tuple):
-                self._wait_rows(head.key, self._max_rows, self._max_delay)
+            target = self._target(head) if wait else None
+            if target is not None:
+                self._wait_rows(*target)
+            elif head not in self._queue and not gather:
+                return [head]  # found the runtime idle: run at once
             batch, rest, rows = [head], [], head.rows
             for queued in self._queue:
                 if queued is head:
@@ -255,31 +265,6 @@ class Batcher:
                     rest.append(queued)
             self._queue = rest
             return batch
-
-    def _lingered(self, head: Item, queued: bool) -> bool:
-        """Right after a batch of N rows, wait (bounded) for N rows: the clients just answered are coming back.
-
-        Closed-loop clients send their next request as soon as they read an answer, so a request that finds
-        the runtime idle just after a batch is usually the first of that batch's clients to return; running
-        it alone would cost a whole weight pass for one row and split the next batch in two. The same holds
-        for a request that queued just too late for the last batch and is elected when it ends. At c=1 the
-        last batch had one row and nothing waits; after a quiet spell (more than ``linger`` since the last
-        batch ended) nothing waits either. Called with the lock held.
-        """
-        rows, seconds, ended = self._last
-        expected = min(rows, self._max_rows)
-        now = time.perf_counter()
-        own = 0 if queued else head.rows  # a queued head's rows are counted with the queue's
-        if (
-            self._linger <= 0
-            or not isinstance(head.key, tuple)
-            or now - ended > self._linger
-            or own + self._queued_rows(head.key) >= expected
-        ):
-            return False
-        self.lingered += 1
-        self._wait_rows(head.key, expected - own, min(self._linger, seconds))
-        return True
 
     def _queued_rows(self, key: object) -> int:
         return sum(i.rows for i in self._queue if i.key == key)
@@ -305,11 +290,7 @@ class Batcher:
             elif not i.lead and i.done is not None:
                 i.done.set()
         for loop, items in answers.items():
-            if running_loop() is loop:  # ran inline in that loop: no wake-up needed
-                loop.call_soon(deliver, items)
-                continue
-            with contextlib.suppress(RuntimeError):  # a closed loop (worker exit): nobody waits for these
-                loop.call_soon_threadsafe(deliver, items)
+            soon(loop, partial(deliver, items))  # one hand-off per loop; none when the batch ran in it
 
     def _run_joined(self, batch: list[Item]) -> None:
         names = list(batch[0].inputs)
