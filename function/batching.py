@@ -155,9 +155,8 @@ class Batcher:
             self._want = None
 
     def _in_loop(self) -> bool:
-        """The last predict() was short enough to run in the loop, and no other model holds the device."""
-        _, seconds, ended = self._last
-        return ended > 0 and seconds < LOOP_SECONDS and self._device_free()
+        """The last predict() was short enough to run its batches in the loop (``_short``)."""
+        return self._short(LOOP_SECONDS)
 
     def _lead_in_loop(self, head: Item, loop: asyncio.AbstractEventLoop) -> None:
         """In ``loop``: run ``head``'s batch now, or once the rows it waits for are queued (a timer bounds it)."""
@@ -217,9 +216,13 @@ class Batcher:
         return None
 
     def _quick(self) -> bool:
-        """The last predict() was short and no other model holds the device: running here cannot stall the loop."""
+        """The last predict() was so short that a lone request runs at once, unbatched, in the loop."""
+        return self._short(INLINE_SECONDS)
+
+    def _short(self, bound: float) -> bool:
+        """The last predict() took less than ``bound`` and no other model holds the device."""
         _, seconds, ended = self._last
-        return ended > 0 and seconds < INLINE_SECONDS and self._device_free()
+        return ended > 0 and seconds < bound and self._device_free()
 
     def _item(self, inputs: Arrays, callback: tuple[asyncio.AbstractEventLoop, Done] | None = None) -> Item:
         rows = rows_of(inputs)

@@ -46,13 +46,14 @@ def tune_malloc(environ: dict[str, str]) -> bool:
     return ok
 
 
-# Transparent huge pages for the weights. A one-row predict() streams every weight from memory (100 MB per
-# call for the MLP of bench/); with 4 KB pages that is ~25,000 TLB misses, with 2 MB pages ~50. Measured here,
-# c=1 p50 of the 100 MB MLP 4.86 -> 4.01 ms (V2 binary, 3 starts each); 32-row batches are compute-bound and
-# gained nothing measurable. Kernels default to THP "madvise" (this one, Fargate's, GKE's), so nothing is huge
-# unless asked: MADV_COLLAPSE (Linux 6.1) rebuilds the already loaded weights in place; MADV_HUGEPAGE alone
-# leaves it to khugepaged, which gets there in minutes, and keeps later faults in the range huge. The copy runs
-# at ~3 ms per MB on this machine (0.36 s for the MLP), so it runs beside serving, not before READY.
+# Transparent huge pages for the weights. A one-row predict() streams every weight from memory (100 MB per call
+# for the MLP of bench/); with 4 KB pages that is ~25,000 TLB misses, with 2 MB pages ~50. Measured here, c=1
+# p50 of the 100 MB MLP 4.29 -> 3.95 ms (V2 binary, medians of 6 alternating starts, HUGE_PAGES off/on); 32-row
+# batches are compute-bound and gained nothing measurable. Where THP is in "madvise" mode (this machine's
+# kernel; the mode differs between distributions), nothing is huge unless asked: MADV_COLLAPSE (Linux 6.1)
+# rebuilds the already loaded weights in place; MADV_HUGEPAGE alone leaves it to khugepaged, which gets there in
+# minutes, and keeps later faults in the range huge. The copy runs at ~3 ms per MB on this machine (0.25-0.36 s
+# for the MLP), so it runs beside serving, not before READY.
 MADV_HUGEPAGE, MADV_COLLAPSE = 14, 25
 HUGE_PAGE = 2 * 1024 * 1024
 THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
