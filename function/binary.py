@@ -15,14 +15,20 @@ from function.tensors import decode_tensor, encode_tensor, tensor_dtype
 HEADER = "Inference-Header-Content-Length"
 
 
-def split_body(raw: bytes, header_length: str) -> tuple[Any, memoryview]:
-    """A binary-extension body -> (its JSON header document, the raw tensor bytes after it)."""
+def header_size(raw: bytes, header_length: str) -> int:
+    """The JSON header's length from ``Inference-Header-Content-Length``; 400 unless it fits in the body."""
     try:
         length = int(header_length)
     except ValueError:
         raise RequestError(f"{HEADER} must be an integer") from None
     if not 0 < length <= len(raw):
         raise RequestError(f"{HEADER} must be between 1 and the body's length ({len(raw)} bytes)")
+    return length
+
+
+def split_body(raw: bytes, header_length: str) -> tuple[Any, memoryview]:
+    """A binary-extension body -> (its JSON header document, the raw tensor bytes after it)."""
+    length = header_size(raw, header_length)
     try:
         header = jsonio.loads(memoryview(raw)[:length])
     except (ValueError, UnicodeDecodeError):

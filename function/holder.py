@@ -7,8 +7,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from function.batching import Batcher
 from loader.artifacts import LocalArtifact
@@ -44,6 +45,8 @@ class LoadedModel:
     engine: Batcher | None = None  # None: predict() per request, unbatched
     split: Split | None = None  # the alias's canary or shadow, loaded beside this primary
     candidate: bool = False  # loaded with a candidate's runtime options (ORT: no spin-wait)
+    # Binary-extension headers this version accepted, and their byte layout (function.header_cache).
+    header_plans: dict[bytes, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:

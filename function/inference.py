@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from function import binary, fastjson, jsonio
+from function import binary, fastjson, header_cache, jsonio
 from function.codec import instances_to_arrays, predictions_json, v2_inputs, v2_outputs
 from function.context import Context
 from function.errors import ModelNotFound, RequestError, UnsupportedMediaType
@@ -110,15 +110,14 @@ class Prepared(NamedTuple):
 def v2_prepare(ctx: Context, ex: Exchange, name: str, version: str | None = None) -> Prepared:
     """Decode one Open Inference Protocol request: JSON tensors, or the binary tensor extension."""
     header_length = ex.header(binary.HEADER)
-    blob: bytes | memoryview
-    if header_length is None:
-        document, blob = json_document(ex, allow_untyped=True, decode=fastjson.loads_v2), b""
-    else:
-        document, blob = binary.split_body(ex.body, header_length)
-    request = parse(V2InferRequest, document)
-    del document  # the request model holds what is still needed
+    if header_length is not None:
+        key, request, blob = header_cache.split(ex.body, header_length)
+        model = select(ctx, ex, name, version)
+        arrays = header_cache.inputs(model, key, request, blob)
+        return Prepared(model, arrays, routing(ctx, ex), partial(_v2_answer, model, request))
+    request = parse(V2InferRequest, json_document(ex, allow_untyped=True, decode=fastjson.loads_v2))
     model = select(ctx, ex, name, version)
-    return Prepared(model, v2_inputs(model, request, blob), routing(ctx, ex), partial(_v2_answer, model, request))
+    return Prepared(model, v2_inputs(model, request), routing(ctx, ex), partial(_v2_answer, model, request))
 
 
 def _v2_answer(model: LoadedModel, request: V2InferRequest, outputs: dict[str, np.ndarray]) -> Answer:
