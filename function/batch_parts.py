@@ -67,14 +67,40 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+_delivering = threading.local()  # the bookkeeping deferred while a batch's answers go out (loop threads only)
+
+
 def deliver(items: list[Item]) -> None:
-    """In the requests' event loop: each callback gets its outputs or its error."""
-    for i in items:
-        assert i.callback is not None
+    """In the requests' event loop: each callback gets its outputs or its error, then the deferred bookkeeping runs.
+
+    Metrics and access lines (``after_answers``) wait until every answer of the batch is written: the clients
+    can send their next requests while the loop does them, instead of the last answer waiting for them all.
+    """
+    later: list[Callable[[], None]] = []
+    _delivering.later = later
+    try:
+        for i in items:
+            assert i.callback is not None
+            try:
+                i.callback[1](i.result if i.error is None else None, i.error)
+            except Exception:  # one failing callback must not leave its batchmates unanswered
+                log.exception("answering a batched request failed")
+    finally:
+        _delivering.later = None
+    for work in later:
         try:
-            i.callback[1](i.result if i.error is None else None, i.error)
-        except Exception:  # one failing callback must not leave its batchmates unanswered
-            log.exception("answering a batched request failed")
+            work()
+        except Exception:  # metrics or a log line must never stop the rest
+            log.exception("bookkeeping after a batch failed")
+
+
+def after_answers(work: Callable[[], None]) -> None:
+    """Run ``work`` once the answers being delivered are all written; at once outside a delivery."""
+    later = getattr(_delivering, "later", None)
+    if later is None:
+        work()
+    else:
+        later.append(work)
 
 
 def rows_of(inputs: Arrays) -> int | None:

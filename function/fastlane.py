@@ -19,9 +19,11 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 from function import jsonio, serving
+from function.batch_parts import after_answers
 from function.bodylimit import SMALL_BODY
 from function.context import Context
 from function.errors import answer_for
@@ -88,7 +90,7 @@ class Call(NamedTuple):
         done = Done(
             self.rule, "POST", self.path, status, elapsed, self.request_id, ex.model_version, ex.model_role, agent
         )
-        record(self.ctx.metrics, self.project, done, self.headers)
+        after_answers(partial(record, self.ctx.metrics, self.project, done, self.headers))
         return Reply(status, out, body)
 
 

@@ -7,11 +7,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from function import memory, monitoring
+from function.batch_parts import after_answers
 from function.batching import Batcher, batchable
 from function.codec import instances_to_arrays, predictions, v2_inputs, v2_outputs
 from function.cpus import runtime_threads
@@ -177,13 +179,17 @@ def start(
     settle = _settlement(model, arrays, metrics, *routing)
 
     def done(outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
-        try:
-            settle(outputs, error)
-        except Exception:  # metrics, monitoring or the shadow must never keep the answer from its client
-            log.exception("after-predict bookkeeping failed")
         then(outputs, error)
+        after_answers(partial(_settle_quietly, settle, outputs, error))
 
     model.engine.submit_async(arrays, loop, done)
+
+
+def _settle_quietly(settle: Callable[..., None], outputs: dict[str, np.ndarray] | None, error: Any) -> None:
+    try:
+        settle(outputs, error)
+    except Exception:  # metrics, monitoring or the shadow must never reach the client's answer
+        log.exception("after-predict bookkeeping failed")
 
 
 def _settlement(
