@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench import check, store, wrk
+from bench import check, paired, store, wrk
 from bench.procs import ROOT, Probe
 from bench.servers import Model, Spec
 
@@ -23,8 +24,14 @@ from bench.servers import Model, Spec
 MODELFN_IMPORTS = "import gunicorn.app.wsgiapp, flask, numpy, onnxruntime, boto3, function.app"
 
 
-def measure_server(make: Callable[..., Spec], model: Model, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Cold starts (each a fresh process, empty cache), then load per request kind on the last one, then PSS."""
+def measure_server(
+    make: Callable[..., Spec], model: Model, work: Path, args: argparse.Namespace, errors: list[dict[str, str]]
+) -> dict[str, Any]:
+    """Cold starts (each a fresh process, empty cache), then load per request kind on the last one, then PSS.
+
+    The candidate's V2 kinds also get raw slices paired with load slices (``_paired``); a failure there goes
+    to ``errors`` and the rest is kept.
+    """
     cold: list[float] = []
     spec: Spec | None = None
     try:
@@ -42,6 +49,9 @@ def measure_server(make: Callable[..., Spec], model: Model, work: Path, args: ar
             if args.kinds and kind not in args.kinds:
                 continue
             loads[kind] = _load(spec, kind, request, work / kind, args, model.expected)
+            if paired.wanted(spec.name, kind, args.pairs):  # wrk slices on the same body, the server idle between
+                slices = partial(wrk.run, spec.url, request, work / kind)
+                _paired(f"{spec.name} {model.name} {kind}", model.onnx, slices, args, loads[kind], errors)
         return {
             "cold_start_s": statistics.median(cold),
             "cold_starts_s": cold,
@@ -68,6 +78,29 @@ def _load(
         "c1": wrk.run(spec.url, request, work, 1, args.seconds),
         "c32": wrk.run(spec.url, request, work, 32, args.seconds),
     }
+
+
+def _paired(
+    what: str,
+    onnx: Path,
+    slices: paired.Load,
+    args: argparse.Namespace,
+    load: dict[str, Any],
+    errors: list[dict[str, str]],
+) -> None:
+    """Raw slices taking turns with load ``slices`` (bench/paired.py) into ``load["paired"]``.
+
+    The raw process lives only for this: it is not there during the c=1/c=32 runs, nor when PSS is read
+    (it maps the same onnxruntime library, which would lower the server's share of those pages).
+    """
+    started = time.perf_counter()
+    try:
+        with paired.RawProcess(onnx) as raw:
+            load["paired"] = paired.pair(raw, slices, args.pairs, args.pair_seconds)
+        print(f"[bench] {what} paired in {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
+    except Exception as exc:  # the loads measured before stay; the failure is listed like a failed step
+        errors.append({"step": f"{what} paired", "error": str(exc)[-1500:]})
+        print(f"[bench] {what} paired FAILED: {exc}", file=sys.stderr, flush=True)
 
 
 def raw_ort(model: Model, seconds: float) -> dict[str, Any]:

@@ -68,7 +68,11 @@ def best_peer(results: dict[str, Any], model: str) -> tuple[str, float] | None:
 
 
 class Target(NamedTuple):
-    """One target of issue 8 measured on one set of results: ``ok(value)`` says whether it holds."""
+    """One target of issue 8 measured on one set of results: ``ok(value)`` says whether it holds.
+
+    ``method`` is "paired" where ``value`` comes from raw slices interleaved with the load (bench/paired.py);
+    ``unpaired`` is then the figure from the separate raw run, shown beside it.
+    """
 
     name: str
     value: float | None
@@ -76,30 +80,73 @@ class Target(NamedTuple):
     goal: str
     ok: Callable[[float], bool]
     higher_is_better: bool
+    method: str = ""
+    unpaired: float | None = None
 
 
 def target_rows(results: dict[str, Any]) -> list[str]:
     """One row per target of issue 8, modelfn with default settings, on the MLP unless noted.
 
-    A ratio or a gap is computed within each round (its two sides measured minutes apart, not an hour) and
-    the figure is the median of the rounds, the less favourable one of the middle two when they are even.
+    A ratio or a gap is computed within each round (its two sides measured minutes apart, not an hour; paired
+    slice by slice where the round has paired figures) and the figure is the median of the rounds, the less
+    favourable one of the middle two when they are even.
     """
     rounds = results.get("rounds") or [results]
-    per_round = [{t.name: t.value for t in _targets(r)} for r in rounds]
+    per_round = [{t.name: t for t in _targets(r)} for r in rounds]
     rows = []
     for target in _targets(results):
-        values = [v for r in per_round if (v := r.get(target.name)) is not None]
-        if not values:
+        measured = [t for r in per_round if (t := r.get(target.name)) is not None and t.value is not None]
+        if not measured:
             rows.append(f"| {target.name} | n/a | {target.goal} | n/a |")
             continue
-        pick = statistics.median_low if target.higher_is_better else statistics.median_high
-        figure = pick(values)
-        unit = next((u for u in (" ms", " MB", "x") if target.goal.endswith(u)), "")
-        each = ", ".join(_fmt(v) + unit for v in values)
-        shown = target.shown if len(values) == 1 else f"{_fmt(figure)}{unit} (rounds: {each})"
+        figure, shown = _over_rounds(target, measured)
         met = "yes" if target.ok(figure) else "**no**"
         rows.append(f"| {target.name} | {shown} | {target.goal} | {met} |")
     return rows
+
+
+def _pick(target: Target, values: list[float]) -> float:
+    pick = statistics.median_low if target.higher_is_better else statistics.median_high
+    return pick(values)
+
+
+def _over_rounds(target: Target, measured: list[Target]) -> tuple[float, str]:
+    """The figure over the rounds and its text; paired rounds name their method and keep the unpaired figure."""
+    values = [t.value for t in measured if t.value is not None]
+    figure = _pick(target, values)
+    if len(values) == 1:
+        return figure, target.shown
+    unit = next((u for u in (" ms", " MB", "x") if target.goal.endswith(u)), "")
+    each = ", ".join(_fmt(v) + unit for v in values)
+    paired = sum(t.method == "paired" for t in measured)
+    if not paired:
+        return figure, f"{_fmt(figure)}{unit} (rounds: {each})"
+    label = "paired" if paired == len(measured) else f"paired in {paired} of {len(measured)} rounds"
+    alone = [v for t in measured if (v := t.unpaired if t.method == "paired" else t.value) is not None]
+    unpaired = f"{_fmt(_pick(target, alone))}{unit} (rounds: {', '.join(_fmt(v) + unit for v in alone)})"
+    return figure, f"{_fmt(figure)}{unit} {label} (rounds: {each}); unpaired: {unpaired if alone else 'n/a'}"
+
+
+# Per concurrency: the paired median, each pair's figure, the raw side of each pair and how it is shown.
+PAIRED = {
+    "c1": ("c1_gap_ms", "gap_ms", "raw_p50_ms", "raw p50 {} ms"),
+    "c32": ("c32_ratio", "ratio", "raw_best_items_per_s", "raw best {} items/s"),
+}
+
+
+def _paired(target: Target, paired: dict[str, Any] | None, conc: str) -> Target:
+    """``target`` judged from this round's paired median when it has one, the unpaired figure kept beside it."""
+    median, each, raw, raw_text = PAIRED[conc]
+    if paired is None or paired.get(median) is None:
+        return target
+    unit = " ms" if conc == "c1" else ""
+    pairs = paired[conc]
+    figures = ", ".join(_fmt(p[each]) for p in pairs)
+    span = raw_text.format("-".join(dict.fromkeys(_fmt(f(p[raw] for p in pairs)) for f in (min, max))))
+    shown = f"{_fmt(paired[median])}{unit} paired (median of {len(pairs)} pairs: {figures}{unit}; {span})"
+    return target._replace(
+        value=paired[median], shown=f"{shown}; unpaired: {target.shown}", method="paired", unpaired=target.value
+    )
 
 
 def _targets(results: dict[str, Any]) -> list[Target]:
@@ -117,7 +164,8 @@ def _throughput_rows(results: dict[str, Any]) -> list[Target]:
         ratio = rps / best if rps and best else None
         shown = f"{_fmt(ratio)} ({_fmt(rps)} vs {_fmt(best)} items/s at batch {batch})" if ratio else "n/a"
         name = f"c=32 req/s / raw ORT best batch, {label} (mlp)"
-        rows.append(Target(name, ratio, shown, f">= {goal}", _at_least(goal), True))
+        paired = _get(results, "servers", MODELFN, "mlp", "loads", kind, "paired")
+        rows.append(_paired(Target(name, ratio, shown, f">= {goal}", _at_least(goal), True), paired, "c32"))
     return rows
 
 
@@ -138,7 +186,10 @@ def _latency_rows(results: dict[str, Any]) -> list[Target]:
             raw = _get(results, "raw", model, field)
             gap = p50 - raw if p50 is not None and raw is not None else None
             shown = f"{_fmt(gap)} ms ({_fmt(p50)} - {_fmt(raw)})" if gap is not None else "n/a"
-            rows.append(Target(name, gap, shown, f"<= {goal} ms", _at_most(goal), False))
+            target = Target(name, gap, shown, f"<= {goal} ms", _at_most(goal), False)
+            if field == "batch1_p50_ms":  # the paired raw session runs with default options: no huge pages
+                target = _paired(target, _get(results, "servers", MODELFN, model, "loads", kind, "paired"), "c1")
+            rows.append(target)
     return rows
 
 

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import check, report, store, wrk
+from bench import check, paired, report, store, wrk
 from bench.measure import cold_parts, measure_server, raw_ort
 from bench.mlp import INPUT, WIDTH, make_mlp
 from bench.procs import ROOT
@@ -108,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
         help="another checkout of modelfn (e.g. git worktree add /tmp/mf-before a6379f9) measured in the same run as "
         "server modelfn-base: its own CLI publishes, its own Dockerfile CMD serves, default settings",
     )
+    p.add_argument("--pairs", type=int, default=paired.PAIRS, help="raw slices paired with wrk's (modelfn V2); 0: none")
+    p.add_argument("--pair-seconds", type=float, default=paired.SLICE_SECONDS, help="per paired slice (whole s)")
     p.add_argument("--taskset", metavar="CPUS", help="run every server under taskset -c CPUS (e.g. 0)")
     p.add_argument("--rounds", type=int, default=1, help="repeat everything; report medians and ranges")
     p.add_argument("--start-timeout", type=float, default=120.0)
@@ -206,7 +208,7 @@ def _round(
             )
         for server in args.servers if "servers" in args.scenarios else ():
             make = _factory(server, store_env, extra_env, work / "peer-install.log", args.baseline_root)
-            measure = partial(measure_server, make, model, work / server / key, args)
+            measure = partial(measure_server, make, model, work / server / key, args, errors)
             _step(out, errors, f"{server} {key}", measure, ("servers", server, key))
     return out
 
