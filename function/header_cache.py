@@ -57,32 +57,34 @@ def _remember(table: dict[bytes, Any], key: bytes, value: Any) -> None:
         table[key] = value
 
 
-def split(raw: bytes, header_length: str) -> tuple[bytes, V2InferRequest, memoryview]:
-    """(header bytes, validated envelope, tensor bytes) of a binary-extension body; 400 as ``binary.split_body``."""
+def split(raw: bytes, header_length: str) -> tuple[bytes | None, V2InferRequest, memoryview]:
+    """(header bytes, validated envelope, tensor bytes) of a binary-extension body; 400 as ``binary.split_body``.
+
+    The header bytes are None for a header too long to keep.
+    """
     length = binary.header_size(raw, header_length)
-    key = bytes(memoryview(raw)[:length])
-    request = _parsed.get(key)
+    key = bytes(memoryview(raw)[:length]) if length <= MAX_HEADER else None
+    request = _parsed.get(key) if key is not None else None
     if request is not None:
         return key, request, memoryview(raw)[length:]
     document, blob = binary.split_body(raw, header_length)
     return key, parse(V2InferRequest, document), blob
 
 
-def inputs(model: LoadedModel, key: bytes, request: V2InferRequest, blob: memoryview) -> dict[str, np.ndarray]:
+def inputs(model: LoadedModel, key: bytes | None, request: V2InferRequest, blob: memoryview) -> dict[str, np.ndarray]:
     """The request's input arrays in signature order, by the model's plan for this header when it has one."""
-    plan = model.header_plans.get(key)
+    plan = model.header_plans.get(key) if key is not None else None
     if plan is not None and len(blob) == plan.size:
         return {
             s.name: np.frombuffer(blob, s.wire, s.items, s.start).astype(s.native).reshape(s.shape) for s in plan.slots
         }
     # Decided before v2_inputs, which drops JSON data from the envelope once decoded.
-    keep = plan is None and len(key) <= MAX_HEADER and all(t.data is None for t in request.inputs)
+    keep = key is not None and plan is None and all(t.data is None for t in request.inputs)
     arrays = v2_inputs(model, request, blob)  # every check, and every error, of the full path
-    if keep:
-        plan = _plan(request, arrays)
-        if plan is not None:  # accepted in full: the envelope and its layout are kept together
-            _remember(_parsed, key, request)
-            _remember(model.header_plans, key, plan)
+    if keep and (plan := _plan(request, arrays)) is not None:
+        assert key is not None
+        _remember(_parsed, key, request)  # accepted in full: the envelope and its layout are kept together
+        _remember(model.header_plans, key, plan)
     return arrays
 
 

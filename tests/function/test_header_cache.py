@@ -174,3 +174,11 @@ def test_bool_bytes_are_checked_on_every_request(tmp_path, store_dir, make_setti
         r = client.post(V2, data=body, headers={"Inference-Header-Content-Length": str(len(head))})
         assert r.status_code == status, r.get_data(as_text=True)
     assert header_cache._parsed == {}  # a header with a BOOL input is decoded in full every time
+
+
+def test_a_header_longer_than_the_limit_is_decoded_in_full_every_time(client, app):
+    document = {**DOCUMENT, "parameters": {"binary_data_output": True, "note": "x" * header_cache.MAX_HEADER}}
+    x = np.ones((2, 4), np.float32)
+    for _ in range(3):
+        np.testing.assert_allclose(_logits(post_binary(client, document, x.tobytes())), expected_logits(x), rtol=1e-6)
+    assert header_cache._parsed == {} and _served(app).header_plans == {}
