@@ -51,7 +51,7 @@ def measure_server(
             loads[kind] = _load(spec, kind, request, work / kind, args, model.expected)
             if paired.wanted(spec.name, kind, args.pairs):  # wrk slices on the same body, the server idle between
                 slices = partial(wrk.run, spec.url, request, work / kind)
-                _paired(f"{spec.name} {model.name} {kind}", model.onnx, slices, args, loads[kind], errors)
+                _paired(f"{spec.name} {model.name} {kind}", model, slices, args, loads[kind], errors)
         return {
             "cold_start_s": statistics.median(cold),
             "cold_starts_s": cold,
@@ -82,7 +82,7 @@ def _load(
 
 def _paired(
     what: str,
-    onnx: Path,
+    model: Model,
     slices: paired.Load,
     args: argparse.Namespace,
     load: dict[str, Any],
@@ -95,8 +95,9 @@ def _paired(
     """
     started = time.perf_counter()
     try:
-        with paired.RawProcess(onnx) as raw:
-            load["paired"] = paired.pair(raw, slices, args.pairs, args.pair_seconds)
+        with paired.RawProcess(model.onnx) as raw:
+            c32 = model.name in paired.RATIO_MODELS
+            load["paired"] = paired.pair(raw, slices, args.pairs, args.pair_seconds, c32)
         print(f"[bench] {what} paired in {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
     except Exception as exc:  # the loads measured before stay; the failure is listed like a failed step
         errors.append({"step": f"{what} paired", "error": str(exc)[-1500:]})

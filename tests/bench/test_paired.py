@@ -136,9 +136,12 @@ def test_measure_stores_the_pairs_beside_the_loads(tmp_path: Path, monkeypatch: 
     load: dict[str, Any] = {"c1": {"p50_ms": 4.0}, "c32": {"req_per_s": 2000.0}}
     errors: list[dict[str, str]] = []
     args = argparse.Namespace(pairs=1, pair_seconds=1.0)
-    measure._paired("modelfn m v2-json", tmp_path / "m.onnx", _fake_load(events), args, load, errors)
+    measure._paired("modelfn mlp v2-json", _model("mlp", tmp_path), _fake_load(events), args, load, errors)
     assert errors == [] and load["paired"]["pairs"] == 1 and load["c1"] == {"p50_ms": 4.0}
     assert events == ["raw batch1 1", "wrk c1 1", "raw best 1", "wrk c32 1", "raw stopped"]
+    events.clear()  # the demo: c=1 pairs only (no c=32 target is judged against raw for it)
+    measure._paired("modelfn iris v2-json", _model("iris", tmp_path), _fake_load(events), args, load, errors)
+    assert events == ["raw batch1 1", "wrk c1 1", "raw stopped"] and load["paired"]["c32_ratio"] is None
 
 
 def test_a_failed_pairing_is_listed_and_the_loads_stay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,10 +152,16 @@ def test_a_failed_pairing_is_listed_and_the_loads_stay(tmp_path: Path, monkeypat
     load: dict[str, Any] = {"c1": {"p50_ms": 4.0}, "c32": {"req_per_s": 2000.0}}
     errors: list[dict[str, str]] = []
     args = argparse.Namespace(pairs=3, pair_seconds=1.0)
-    measure._paired("modelfn m v2-json", tmp_path / "m.onnx", _fake_load([]), args, load, errors)
+    measure._paired("modelfn m v2-json", _model("mlp", tmp_path), _fake_load([]), args, load, errors)
     assert load == {"c1": {"p50_ms": 4.0}, "c32": {"req_per_s": 2000.0}}
     assert errors == [{"step": "modelfn m v2-json paired", "error": "raw session (m.onnx) exited with 1"}]
     assert "modelfn m v2-json paired" in report.markdown({**_results(600.0), "errors": errors}, "x.png")
+
+
+def _model(name: str, tmp_path: Path) -> Any:
+    from bench.servers import Model
+
+    return Model(name, tmp_path / f"{name}.onnx", "file:///nowhere", "x", 4)
 
 
 def _with_pairs(results: dict[str, Any], ratios: list[float], gaps: list[float]) -> dict[str, Any]:
