@@ -77,7 +77,7 @@ def deliver(items: list[Item]) -> None:
     can send their next requests while the loop does them, instead of the last answer waiting for them all.
     """
     later: list[Callable[[], None]] = []
-    _delivering.later = later
+    outer, _delivering.later = getattr(_delivering, "later", None), later  # nest-safe, though soon() never nests
     try:
         for i in items:
             assert i.callback is not None
@@ -86,7 +86,7 @@ def deliver(items: list[Item]) -> None:
             except Exception:  # one failing callback must not leave its batchmates unanswered
                 log.exception("answering a batched request failed")
     finally:
-        _delivering.later = None
+        _delivering.later = outer
     for work in later:
         try:
             work()
