@@ -131,7 +131,7 @@ def test_the_fast_lane_writes_every_answer_before_the_access_lines(published, tm
             assert got.status == 200
             data = json.loads(b"".join(got.body))["outputs"][0]["data"]
             np.testing.assert_allclose(data, expected_logits(x).ravel(), rtol=1e-5)
-        done = Future()
+        done: Future[None] = Future()
         loop.call_soon_threadsafe(done.set_result, None)  # after the turn that delivered the last batch
         done.result(30)
         assert sorted(k for kind, k in events if kind == "log") == list(range(6))
@@ -140,3 +140,23 @@ def test_the_fast_lane_writes_every_answer_before_the_access_lines(published, tm
         kinds = [kind for kind, _ in events]
         ahead = max(ahead, kinds.index("log"))  # answers written before the first access line
     assert ahead >= 2  # in some round a batch of more than one was answered in full before its lines
+
+
+def test_a_delivery_inside_a_delivery_defers_each_to_its_own_end():
+    from function.batch_parts import Item, deliver
+
+    events: list[str] = []
+
+    def item(name: str, inner: list[Item] | None = None) -> Item:
+        def done(outputs: Any, error: Any) -> None:
+            events.append(f"answer {name}")
+            if inner:
+                deliver(inner)
+            after_answers(lambda: events.append(f"book {name}"))
+
+        made = Item({}, 1, None)
+        made.callback, made.result = (None, done), {}  # type: ignore[assignment]
+        return made
+
+    deliver([item("a", [item("x")]), item("b")])
+    assert events == ["answer a", "answer x", "book x", "answer b", "book a", "book b"]
