@@ -3,8 +3,9 @@
 A client of the binary extension sends the same header with every request (same names, shapes, sizes), and
 decoding it (orjson, the pydantic envelope, the signature checks, the byte layout) was ~25 µs of the event
 loop's ~100 µs per one-row request. The header's bytes decide all of that, so a header that was accepted once
-is accepted again: ``parsed`` keeps the validated envelope by header bytes, and each model keeps a ``Plan``
-(where each input's bytes lie, as which dtype and shape) by header bytes. Only the tensor bytes are read anew.
+is accepted again: the validated envelope is kept by header bytes (``split``), and each model keeps a ``Plan``
+(where each input's bytes lie, as which dtype and shape) by header bytes (``inputs``). Only the tensor bytes
+are read anew.
 
 Nothing is cached for a header that failed (every request gets its own error), for JSON ``data`` inside the
 header (the envelope then holds request values), for BOOL inputs (their bytes must be checked), or for
