@@ -25,6 +25,7 @@ memory.tune_malloc(dict(os.environ))
 holder.defer_background_work()
 worker.READ_TIMEOUT = _settings.request_read_timeout
 worker.MAX_BODY, worker.DRAIN = _settings.max_body_bytes, _settings.body_drain_bytes
+worker.EVENT_LOOP = _settings.event_loop.value
 
 bind = f"0.0.0.0:{_settings.port}"
 # One process holds the one model copy; HTTP concurrency comes from threads (the runtimes release the

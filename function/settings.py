@@ -32,6 +32,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9.:-]{0,99}$")
 
 
+class EventLoop(StrEnum):
+    UVLOOP = "uvloop"  # libuv, transports in C: less of the loop's CPU per request
+    ASYNCIO = "asyncio"  # the standard library's selector loop
+
+
 class LoadMode(StrEnum):
     EAGER = "eager"  # start loading in the background when the worker boots
     LAZY = "lazy"  # start loading on the first request
@@ -76,6 +81,9 @@ class Settings(BaseSettings):
     request_read_timeout: float = Field(
         10.0, gt=0, description="Seconds a client may stall while sending headers or body before it is dropped"
     )
+    event_loop: EventLoop = Field(
+        EventLoop.UVLOOP, description="The worker's event loop: uvloop (C, faster) or asyncio (the standard library's)"
+    )
     forwarded_allow_ips: str = Field(
         "127.0.0.1,::1", description="Proxies trusted for X-Forwarded-*; '*' only behind a load balancer you own"
     )
@@ -93,7 +101,8 @@ class Settings(BaseSettings):
         10.0,
         ge=0,
         le=1000,
-        description="Right after a batch of N rows, the next waits up to this (and the last predict's time) for N rows",
+        description="Right after a batch of N rows, the next waits for N rows while each comes within this (and the"
+        " last predict's time) of the one before, 4 such gaps at most",
     )
     timeout: int = Field(120, gt=0, description="Gunicorn worker timeout (seconds)")
     graceful_timeout: int = Field(25, gt=0, description="Seconds in-flight requests get after SIGTERM")

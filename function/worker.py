@@ -1,4 +1,4 @@
-"""The Gunicorn worker: one asyncio event loop reads every connection, a thread pool runs the app.
+"""The Gunicorn worker: one event loop (uvloop, or asyncio's) reads every connection, a thread pool runs the app.
 
 Stock ``gthread`` hands a connection to a pool thread as soon as it is readable and reads the request on a
 blocking socket, so clients that send half a request hold every thread, and its pure-Python loop costs
@@ -23,6 +23,7 @@ from function import http11, wsgi_bridge
 READ_TIMEOUT = 10.0
 MAX_BODY = 10 * 1024 * 1024
 DRAIN = 128 * 1024 * 1024
+EVENT_LOOP = "uvloop"  # or "asyncio"
 # Deadlines are seconds long and the arbiter's timeout many seconds: a few sweeps a second suffice.
 SWEEP_SECONDS = 0.25
 
@@ -36,13 +37,23 @@ def body_timeout(exc: Exception) -> Any:
     return error_response(400, "the request body ended early")
 
 
+def new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The worker's event loop: uvloop (libuv; its transports cut the loop's CPU per request), or asyncio's."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 class ModelfnWorker(Worker):
     """Gunicorn worker on asyncio: connections in the loop, requests on ``threads`` pool threads."""
 
     def run(self) -> None:
         """Serve until the arbiter stops this worker, then finish in-flight requests (graceful timeout)."""
-        loop = asyncio.new_event_loop()
+        loop = new_loop(EVENT_LOOP)
         asyncio.set_event_loop(loop)
+        self.log.info("Event loop: %s", EVENT_LOOP)
         pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="modelfn-http")
         from function import fastlane
 

@@ -47,11 +47,16 @@ def raw(server: Server, data: bytes) -> tuple[str, dict[str, str], bytes]:
     return lines[0], headers, body
 
 
-def test_stalled_heads_hold_no_thread(tmp_path, published, servers):
+LOOPS = ["uvloop", "asyncio"]  # the deadlines, reads and pauses of http11 must hold on either event loop
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stalled_heads_hold_no_thread(tmp_path, published, servers, loop):
     # Four threads, 32 clients that send half a request head and stop: stock gthread gives each one a
     # thread blocked in recv(), so every probe waits as long as they stall (here: longer than the test).
-    server = start_server(tmp_path, f"{published}/lin", THREADS="4", REQUEST_READ_TIMEOUT="300")
+    server = start_server(tmp_path, f"{published}/lin", THREADS="4", REQUEST_READ_TIMEOUT="300", EVENT_LOOP=loop)
     servers.append(server)
+    assert f"Event loop: {loop}" in server.log.read_text()
     stalled = [connect(server) for _ in range(STALLED)]
     for sock in stalled:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line: the head never completes
@@ -65,8 +70,10 @@ def test_stalled_heads_hold_no_thread(tmp_path, published, servers):
             sock.close()
 
 
-def test_stalled_bodies_time_out_and_free_their_threads(tmp_path, published, servers):
-    server = start_server(tmp_path, f"{published}/lin", THREADS="4", REQUEST_READ_TIMEOUT="1", KEEPALIVE_SECONDS="2")
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stalled_bodies_time_out_and_free_their_threads(tmp_path, published, servers, loop):
+    env = {"THREADS": "4", "REQUEST_READ_TIMEOUT": "1", "KEEPALIVE_SECONDS": "2", "EVENT_LOOP": loop}
+    server = start_server(tmp_path, f"{published}/lin", **env)
     servers.append(server)
     silent = [connect(server) for _ in range(8)]  # never send a byte: closed like idle keep-alive connections
     stalled = [connect(server) for _ in range(8)]  # twice the threads: each holds one while its body stalls
