@@ -8,9 +8,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
+from loader.errors import InferenceInputError, ModelExecutionError
 from loader.manifest import Manifest
 
 log = logging.getLogger("modelfn.batching")
@@ -46,6 +48,22 @@ class Item:
             raise self.error
         assert self.result is not None
         return self.result
+
+
+class Wait(NamedTuple):
+    """What a batch's head waits for: ``rows`` rows of ``key`` queued, while each comes within ``gap`` seconds
+    of the one before (or of the start), and ``span`` seconds at most in all."""
+
+    key: object
+    rows: int
+    gap: float
+    span: float
+
+
+def until(queue: list[Item], wait: Wait, began: float) -> float:
+    """When a wait that began at ``began`` ends (perf_counter): one gap after the last row of its key came."""
+    last = max((i.queued for i in queue if i.key == wait.key), default=began)
+    return min(began + wait.span, max(last, began) + wait.gap)
 
 
 def soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
@@ -115,3 +133,26 @@ def rows_of(inputs: Arrays) -> int | None:
 def key_of(inputs: Arrays) -> tuple[tuple[str, tuple[int, ...], str], ...]:
     """Requests with equal keys can be concatenated along dim 0."""
     return tuple((n, a.shape[1:], a.dtype.str) for n, a in inputs.items())
+
+
+def run_joined(predict: Callable[[Arrays], Arrays], batch: list[Item]) -> None:
+    """One ``predict`` of the batch's rows joined along dim 0; each item gets exactly its own output rows."""
+    names = list(batch[0].inputs)
+    joined = {n: np.concatenate([i.inputs[n] for i in batch]) for n in names}
+    try:
+        outputs = predict(joined)
+    except InferenceInputError:
+        # Which request the runtime disliked is unknown: let it judge each alone.
+        for i in batch:
+            try:
+                i.result = predict(i.inputs)
+            except Exception as exc:
+                i.error = exc
+        return
+    total = sum(i.rows for i in batch)
+    if any(out.ndim == 0 or out.shape[0] != total for out in outputs.values()):
+        raise ModelExecutionError("model returned outputs whose first dimension is not the batch size")
+    bounds = np.cumsum([i.rows for i in batch])[:-1]
+    parts = {n: np.split(out, bounds) for n, out in outputs.items()}
+    for k, i in enumerate(batch):
+        i.result = {n: p[k] for n, p in parts.items()}

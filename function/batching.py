@@ -22,12 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-import numpy as np
+from function.batch_parts import Arrays, Done, Item, Wait, batchable, deliver, key_of, rows_of, run_joined, soon, until
 
-from function.batch_parts import Arrays, Done, Item, batchable, deliver, key_of, rows_of, soon
-from loader.errors import InferenceInputError, ModelExecutionError
-
-__all__ = ["LOOP_SECONDS", "RUNNER", "Batcher", "batchable"]
+__all__ = ["LINGER_SPAN", "LOOP_SECONDS", "RUNNER", "Batcher", "batchable"]
 Predict = Callable[[Arrays], Arrays]
 # Runs the batches that an asynchronous request was elected to lead (one predict() runs at a time anyway).
 RUNNER = ThreadPoolExecutor(1, thread_name_prefix="modelfn-batch")
@@ -39,6 +36,8 @@ INLINE_SECONDS = 0.001
 # runner cost ~0.2 ms at c=1 and a share of every 32-row cycle of the MLP at c=32. The loop reads nothing
 # while predict() runs, so the bound keeps probes and new connections waiting at most this long.
 LOOP_SECONDS = 0.05
+# A linger goes on while rows keep coming, each within one gap of the last, at most this many gaps in all.
+LINGER_SPAN = 4
 
 
 class Batcher:
@@ -140,17 +139,22 @@ class Batcher:
                 if wake is not None:
                     wake()
 
-    def _wait_rows(self, key: object, rows: int, timeout: float) -> None:
-        """Wait (lock held) until ``rows`` rows of ``key`` are queued, or ``timeout``.
+    def _wait_rows(self, wait: Wait) -> None:
+        """Wait (lock held) until ``wait.rows`` rows of its key are queued, or ``wait`` ends (``until``).
 
         Each wake-up costs the event loop the GIL, so queueing requests notify only the last one needed.
         """
-        missing = rows - self._queued_rows(key)
+        missing = wait.rows - self._queued_rows(wait.key)
         if missing <= 0:
             return
-        self._want = (key, missing)
+        self._want = (wait.key, missing)
+        began = time.perf_counter()
         try:
-            self._cond.wait_for(lambda: self._queued_rows(key) >= rows, timeout)
+            while self._queued_rows(wait.key) < wait.rows:
+                left = until(self._queue, wait, began) - time.perf_counter()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
         finally:
             self._want = None
 
@@ -161,20 +165,30 @@ class Batcher:
     def _lead_in_loop(self, head: Item, loop: asyncio.AbstractEventLoop) -> None:
         """In ``loop``: run ``head``'s batch now, or once the rows it waits for are queued (a timer bounds it)."""
         with self._cond:
-            target = self._target(head)
-            if target is not None and (missing := target[1] - self._queued_rows(target[0])) > 0:
-                self._want = target[0], missing
-                fire = partial(self._fire, head)
+            wait = self._target(head)
+            if wait is not None and (missing := wait.rows - self._queued_rows(wait.key)) > 0:
+                self._want = wait.key, missing
+                fire = partial(self._fire, head, loop, wait, time.perf_counter())
                 self._wake = partial(soon, loop, fire)
-                self._timer = loop.call_later(target[2], fire)
+                self._timer = loop.call_later(wait.gap, fire)
                 return
         self._gather(head)
 
-    def _fire(self, head: Item) -> None:
-        """The rows came or the wait is over, whichever first: run the batch that ``_lead_in_loop`` set up."""
+    def _fire(self, head: Item, loop: asyncio.AbstractEventLoop, wait: Wait, began: float) -> None:
+        """The rows came or the wait is over, whichever first: run the batch that ``_lead_in_loop`` set up.
+
+        While rows still arrive (each within ``wait.gap`` of the last) the timer is set again: a loop busy
+        decoding the returning requests, slower than ``gap`` for all of them, must not split their batch.
+        """
         with self._cond:
             if self._timer is None:
                 return  # the other of the two ran it
+            if (
+                self._queued_rows(wait.key) < wait.rows
+                and (left := until(self._queue, wait, began) - time.perf_counter()) > 0
+            ):
+                self._timer = loop.call_later(left, partial(self._fire, head, loop, wait, began))
+                return
             timer, self._timer, self._wake, self._want = self._timer, None, None, None
         timer.cancel()
         self._gather(head)
@@ -186,8 +200,8 @@ class Batcher:
         else:  # its predict() would block the loop until the other one's ends: the runner waits instead
             RUNNER.submit(self._lead, head, False, True)
 
-    def _target(self, head: Item) -> tuple[object, int, float] | None:
-        """(key, queued rows, seconds) the head's batch waits for before it is taken; None: take it now.
+    def _target(self, head: Item) -> Wait | None:
+        """What the head's batch waits for before it is taken (``Wait``); None: take it now.
 
         Linger: right after a batch of N rows, wait (bounded) for N rows, because the clients just answered
         are coming back. Closed-loop clients send their next request as soon as they read an answer, so a
@@ -197,6 +211,9 @@ class Batcher:
         it ends. At c=1 the last batch had one row and nothing waits; after a quiet spell (more than
         ``linger`` since the last batch ended) nothing waits either. Otherwise an elected request waits up
         to ``max_delay`` for a full batch. Called with the lock held.
+
+        The linger ends when no row came for ``gap`` (the bound above), at most ``LINGER_SPAN`` gaps in all:
+        a loop that decodes slow requests (large JSON bodies) takes longer than one gap to read them all.
         """
         queued = head in self._queue
         if not isinstance(head.key, tuple):
@@ -210,9 +227,10 @@ class Batcher:
             and own + self._queued_rows(head.key) < expected
         ):
             self.lingered += 1
-            return head.key, expected - own, min(self._linger, seconds)
+            gap = min(self._linger, seconds)
+            return Wait(head.key, expected - own, gap, gap * LINGER_SPAN)
         if queued and self._max_delay > 0:
-            return head.key, self._max_rows, self._max_delay
+            return Wait(head.key, self._max_rows, self._max_delay, self._max_delay)
         return None
 
     def _quick(self) -> bool:
@@ -254,7 +272,7 @@ class Batcher:
         with self._cond:
             target = self._target(head) if wait else None
             if target is not None:
-                self._wait_rows(*target)
+                self._wait_rows(target)
             elif head not in self._queue and not gather:
                 return [head]  # found the runtime idle: run at once
             batch, rest, rows = [head], [], head.rows
@@ -279,7 +297,7 @@ class Batcher:
             if len(batch) == 1:
                 batch[0].result = self._predict(batch[0].inputs)
             else:
-                self._run_joined(batch)
+                run_joined(self._predict, batch)
         except BaseException as exc:  # every request of the batch gets the typed error, nobody hangs
             for i in batch:
                 i.error = exc if i is batch[0] else copy.copy(exc)
@@ -294,24 +312,3 @@ class Batcher:
                 i.done.set()
         for loop, items in answers.items():
             soon(loop, partial(deliver, items))  # one hand-off per loop; none when the batch ran in it
-
-    def _run_joined(self, batch: list[Item]) -> None:
-        names = list(batch[0].inputs)
-        joined = {n: np.concatenate([i.inputs[n] for i in batch]) for n in names}
-        try:
-            outputs = self._predict(joined)
-        except InferenceInputError:
-            # Which request the runtime disliked is unknown: let it judge each alone.
-            for i in batch:
-                try:
-                    i.result = self._predict(i.inputs)
-                except Exception as exc:
-                    i.error = exc
-            return
-        total = sum(i.rows for i in batch)
-        if any(out.ndim == 0 or out.shape[0] != total for out in outputs.values()):
-            raise ModelExecutionError("model returned outputs whose first dimension is not the batch size")
-        bounds = np.cumsum([i.rows for i in batch])[:-1]
-        parts = {n: np.split(out, bounds) for n, out in outputs.items()}
-        for k, i in enumerate(batch):
-            i.result = {n: p[k] for n, p in parts.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -165,3 +165,67 @@ def test_a_batch_whose_device_another_model_took_meanwhile_runs_on_the_runner(lo
         assert all(error is None for _, error, _ in results)
         assert len(model.calls) == 1 and model.calls[0][0] == 3
         assert model.calls[0][1].startswith("modelfn-batch")  # the loop never waited for the device
+
+
+GAP = 1.0  # the linger's gap here (MAX_BATCH_LINGER_MS; the last predict is made to look longer)
+STEP = 0.2  # the returning clients come this far apart: well inside one gap, more than one gap in all
+
+
+def _after_a_batch(engine: Batcher, model: Recorded, on: asyncio.AbstractEventLoop, rows: int) -> None:
+    """Run a batch of ``rows`` one-row requests, as if it had taken 1,000 s (the gap is then the linger's)."""
+    [f.result(30) for f in one_turn(engine, on, [np.ones((1, 4), np.float32)] * rows)]
+    last_rows, _, ended = engine._last
+    engine._last = (last_rows, 1000.0, ended)
+    model.calls.clear()
+
+
+def test_clients_coming_back_slower_than_one_gap_in_all_still_share_their_batch(loop):  # noqa: F811
+    # A loop that decodes large JSON bodies reads the returning clients more slowly than one gap in all, each
+    # well within one gap of the last: they are still one batch (8 rows over 1.4 s, a gap of 1 s), not 5 + 3.
+    model = Recorded()
+    engine = Batcher(model, 64, linger_s=GAP)
+    one_turn(engine, loop, [np.ones((1, 4), np.float32)])[0].result(30)
+    for _ in range(3):
+        _after_a_batch(engine, model, loop, 8)
+        futures = []
+        for _ in range(8):
+            futures += one_turn(engine, loop, [np.ones((1, 4), np.float32)])
+            time.sleep(STEP)  # not a timing assertion: each arrival is five times inside the gap
+        results = [f.result(30) for f in futures]
+        assert all(error is None for _, error, _ in results)
+        assert model.calls == [(8, "loop")]
+
+
+def test_a_linger_ends_after_its_span_while_rows_keep_coming(loop):  # noqa: F811
+    # Rows that keep coming within one gap cannot hold a batch past LINGER_SPAN gaps: after a batch of 40,
+    # one row every 0.1 s would need 4 s to make 40; the batch runs at ~4 x 0.3 s with fewer.
+    model = Recorded()
+    engine = Batcher(model, 64, linger_s=0.3)
+    one_turn(engine, loop, [np.ones((1, 4), np.float32)])[0].result(30)
+    _after_a_batch(engine, model, loop, 40)
+    futures = []
+    for _ in range(40):
+        futures += one_turn(engine, loop, [np.ones((1, 4), np.float32)])
+        time.sleep(0.1)
+    results = [f.result(30) for f in futures]
+    assert all(error is None for _, error, _ in results)
+    assert len(model.calls) > 1 and model.calls[0][0] < 40  # not one batch of all 40 (that took ~4 s to come)
+    assert sum(rows for rows, _ in model.calls) == 40
+
+
+def test_threaded_clients_coming_back_slower_than_one_gap_in_all_still_share_their_batch():
+    # The same on the threaded side (the WSGI front's pool threads block in submit()).
+    model = Recorded()
+    engine = Batcher(model, 64, linger_s=GAP)
+    engine.submit({"features": np.ones((1, 4), np.float32)})
+    for _ in range(3):
+        engine._last = (8, 1000.0, time.perf_counter())  # a batch of 8 that took 1,000 s just ended
+        model.calls.clear()
+        with ThreadPoolExecutor(8) as pool:
+            futures = []
+            for _ in range(8):
+                futures.append(pool.submit(engine.submit, {"features": np.ones((1, 4), np.float32)}))
+                time.sleep(STEP)
+            for future in futures:
+                np.testing.assert_allclose(future.result(30)["logits"], expected_logits(np.ones((1, 4))), rtol=1e-5)
+        assert [rows for rows, _ in model.calls] == [8]
