@@ -150,13 +150,16 @@ class Batcher:
         self._want = (wait.key, missing)
         began = time.perf_counter()
         try:
-            while self._queued_rows(wait.key) < wait.rows:
-                left = until(self._queue, wait, began) - time.perf_counter()
-                if left <= 0:
-                    break
+            while (left := self._left(wait, began)) > 0:
                 self._cond.wait(left)
         finally:
             self._want = None
+
+    def _left(self, wait: Wait, began: float) -> float:
+        """Seconds a wait that began at ``began`` still has (lock held); 0 once its rows are queued or it ended."""
+        if self._queued_rows(wait.key) >= wait.rows:
+            return 0.0
+        return until(self._queue, wait, began) - time.perf_counter()
 
     def _in_loop(self) -> bool:
         """The last predict() was short enough to run its batches in the loop (``_short``)."""
@@ -183,10 +186,7 @@ class Batcher:
         with self._cond:
             if self._timer is None:
                 return  # the other of the two ran it
-            if (
-                self._queued_rows(wait.key) < wait.rows
-                and (left := until(self._queue, wait, began) - time.perf_counter()) > 0
-            ):
+            if (left := self._left(wait, began)) > 0:
                 self._timer = loop.call_later(left, partial(self._fire, head, loop, wait, began))
                 return
             timer, self._timer, self._wake, self._want = self._timer, None, None, None

@@ -47,7 +47,7 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 class ModelfnWorker(Worker):
-    """Gunicorn worker on asyncio: connections in the loop, requests on ``threads`` pool threads."""
+    """Gunicorn worker on an event loop (uvloop by default): connections in the loop, requests on pool threads."""
 
     def run(self) -> None:
         """Serve until the arbiter stops this worker, then finish in-flight requests (graceful timeout)."""

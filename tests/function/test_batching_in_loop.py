@@ -19,7 +19,7 @@ from function import batching
 from function.batching import Batcher
 from loader.errors import ModelExecutionError
 from tests.function.test_batching import linear
-from tests.function.test_batching_async import loop  # noqa: F401  (the fixture)
+from tests.function.test_batching_async import idle, loop  # noqa: F401  (loop: the fixture)
 from tests.models import expected_logits
 
 ROUNDS = 20
@@ -136,10 +136,7 @@ def test_a_model_slower_than_loop_seconds_goes_back_to_the_runner(loop, monkeypa
     for pause in (0.0, 0.0, 0.5, 0.0, 0.0):
         model.pause = pause
         one_turn(engine, loop, [np.ones((1, 4), np.float32)])[0].result(30)
-        for _ in range(30000):  # the runner hands the runtime back just after answering
-            if not engine.running:
-                break
-            time.sleep(0.0001)
+        idle(engine)  # the runner hands the runtime back just after answering
     on_loop = [thread == "loop" for _, thread in model.calls]
     # First the runner (nothing measured); then the loop, the slow batch too (unknown until it ran); after
     # it the runner again; after that quick batch, the loop.
