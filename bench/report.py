@@ -112,12 +112,13 @@ def baseline_rows(results: dict[str, Any]) -> list[str]:
 
 
 def _preamble(meta: dict[str, Any]) -> list[str]:
+    cpu = f" ({meta['cpu_model']})" if meta.get("cpu_model") else ""  # absent from runs before it was recorded
     return [
         f"# Serving benchmark: commit {meta['commit']}, {meta['date_utc']}",
         "",
         f"{meta['label']}".strip(),
         "",
-        f"{meta['cpus']} CPUs, load average at start {', '.join(f'{x:.2f}' for x in meta['loadavg_at_start'])}, "
+        f"{meta['cpus']} CPUs{cpu}, load average at start {', '.join(f'{x:.2f}' for x in meta['loadavg_at_start'])}, "
         f"Python {meta['python']}, {meta.get('rounds', 1)} round(s) (figures: median, range in brackets), "
         f"{meta['seconds_per_load']:g} s per load run, median of {meta['cold_repeats']} cold starts, "
         f"load generator: {meta['load_generator']}; run took {meta.get('wall_s', 0):.0f} s. "

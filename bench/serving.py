@@ -152,6 +152,15 @@ def _commit(root: Path) -> str:
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def _cpu_model() -> str:
+    """The first ``model name`` of /proc/cpuinfo: runs on different machines of one kind are not comparable."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
 def _meta(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "commit": _commit(ROOT),
@@ -159,6 +168,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "label": args.label,
         "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
         "loadavg_at_start": os.getloadavg(),
         "python": platform.python_version(),
         "seconds_per_load": args.seconds,

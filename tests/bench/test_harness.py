@@ -227,3 +227,13 @@ def test_report_compares_modelfn_with_its_baseline_checkout() -> None:
     assert "## modelfn vs modelfn-base (commit a6379f9), same run" in text
     assert "| mlp | v2-binary | 3.00x | +0.00 ms | 0.50x | 1.00x |" in text
     assert "modelfn-base" not in report.markdown(_results(600.0), "x.png")
+
+
+def test_the_report_names_the_cpu_model_when_the_run_recorded_it() -> None:
+    results = _results(700.0)
+    assert " CPUs, load average" in report.markdown(results, "x.png")  # runs from before it was recorded
+    results["meta"]["cpu_model"] = "AMD EPYC"
+    assert "2 CPUs (AMD EPYC), load average" in report.markdown(results, "x.png")
+    from bench.serving import _cpu_model
+
+    assert _cpu_model() and "\n" not in _cpu_model()
