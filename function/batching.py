@@ -156,7 +156,7 @@ class Batcher:
             self._want = None
 
     def _left(self, wait: Wait, began: float) -> float:
-        """Seconds a wait that began at ``began`` still has (lock held); 0 once its rows are queued or it ended."""
+        """Seconds a wait that began at ``began`` still has (lock held); <= 0 once its rows are queued or it ended."""
         if self._queued_rows(wait.key) >= wait.rows:
             return 0.0
         return until(self._queue, wait, began) - time.perf_counter()
