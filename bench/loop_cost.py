@@ -1,0 +1,142 @@
+"""The event loop's CPU per request on the fast lane, in-process: V2 binary and JSON, at c=1 and 32 at once.
+
+    python -m bench.loop_cost                                  # this checkout
+    python -m bench.loop_cost --baseline-root /tmp/before      # and another one, interleaved, as ratios
+
+On a shared 2-CPU machine ``wrk``'s req/s moves 5-10% between rounds (more between hours), so a change worth a
+few percent of the loop's work cannot be seen through it. This drives the worker's own code (``function.http11``
+connections, the fast lane, the batching engine) through in-memory transports: no sockets, no load generator, no
+scheduling between processes, and it times the loop thread's CPU (``time.thread_time``) per request. The model is
+a 2,048-wide Relu, so ``predict()`` costs a few µs and the figure is the stack's, with the bench's request shapes
+(one row of 2,048 floats). A turn of 32 feeds one request to each of 32 connections before the loop runs, as a
+c=32 cycle does, so the 32 share one batch. Every answer is checked (status 200, the Relu of the row).
+
+Each checkout runs in a child process of its own (``bench/loop_child.py``, run by path, so the other checkout needs
+no copy of it) with its own ``function`` package on ``PYTHONPATH``. Both stay up, and each scenario is timed in one,
+then the other, in alternating order: the machine's speed drifts by 2x within minutes here, even in CPU time, and a
+pair timed back to back sees the same machine. The CPU ratio is the median over the pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CHILD = Path(__file__).resolve().parent / "loop_child.py"
+ROOT = CHILD.parent.parent
+SCENARIOS = ("v2-binary c=1", "v2-json c=1", "v2-binary c=32", "v2-json c=32")  # as loop_child names them
+
+
+class Child:
+    """One checkout's child process, driven over its stdin and stdout."""
+
+    def __init__(self, root: Path, timeout: float = 300.0) -> None:
+        argv = [sys.executable, str(CHILD)]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        self.root, self.timeout = root, timeout
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115  # closed in close()
+        self.proc = subprocess.Popen(
+            argv, cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True
+        )
+        ready = self._answer()
+        if Path(ready["function"]) != root.resolve() / "function":  # an installed modelfn, not this checkout's
+            self.close()
+            raise RuntimeError(f"the child on {root} imported function from {ready['function']}")
+        self.scenarios = ready["ready"]
+
+    def time(self, scenario: str, requests: int) -> dict[str, float]:
+        """One timing of ``scenario`` in this child."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"scenario": scenario, "requests": requests}) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # the child answers within seconds, or dies (EOF)
+        if not line:
+            self.proc.wait(self.timeout)
+            self.stderr.seek(0)
+            tail = self.stderr.read().decode(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"loop_cost child on {self.root} exited with {self.proc.returncode}: {tail}")
+        return dict(json.loads(line))
+
+    def close(self) -> None:
+        """EOF on its stdin ends it."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(self.timeout)
+        self.stderr.close()
+
+
+def compare(checkouts: dict[str, Path], repeats: int, requests: int) -> dict[str, Any]:
+    """Every checkout's child kept up; each scenario timed in turn in each child, ``repeats`` times, the order
+    alternating, so that a drift of the machine's speed (2x within minutes on a shared host) hits both alike."""
+    children = {name: Child(root) for name, root in checkouts.items()}
+    try:
+        names = list(children)
+        samples: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in names}
+        for index in range(repeats):
+            for scenario in children[names[0]].scenarios:
+                for name in names if index % 2 == 0 else names[::-1]:
+                    samples[name].setdefault(scenario, []).append(children[name].time(scenario, requests))
+    finally:
+        for child_process in children.values():
+            child_process.close()
+    medians = {
+        n: {s: {f: statistics.median(x[f] for x in xs) for f in ("cpu_us", "wall_us")} for s, xs in per.items()}
+        for n, per in samples.items()
+    }
+    result: dict[str, Any] = {"samples": samples, "median": medians, "requests": requests, "repeats": repeats}
+    if len(names) == 2:
+        first, second = (samples[n] for n in names)
+        result["cpu_ratio"] = {  # pair by pair: each pair ran back to back
+            s: statistics.median(a["cpu_us"] / b["cpu_us"] for a, b in zip(first[s], second[s], strict=True))
+            for s in first
+        }
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    """The medians (and ratios) as a Markdown table."""
+    names = list(result["median"])
+    head = "| scenario | " + " | ".join(f"{n} CPU µs/request" for n in names)
+    head += " | CPU ratio |" if "cpu_ratio" in result else " |"
+    lines = [head, "|---" * (len(names) + 1 + ("cpu_ratio" in result)) + "|"]
+    for scenario in result["median"][names[0]]:
+        cells = [f"{result['median'][n][scenario]['cpu_us']:.1f}" for n in names]
+        if "cpu_ratio" in result:
+            cells.append(f"{result['cpu_ratio'][scenario]:.3f}")
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure this checkout (and ``--baseline-root``); print the table, write ``--out`` as JSON."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--baseline-root", type=Path, help="another modelfn checkout, measured in the same run")
+    p.add_argument("--requests", type=int, default=1024, help="requests per timing of a scenario")
+    p.add_argument("--repeats", type=int, default=25, help="timings of each scenario in each checkout")
+    p.add_argument("--out", type=Path, help="write the results here as JSON")
+    args = p.parse_args(argv)
+    checkouts = {"this": ROOT}
+    if args.baseline_root is not None:
+        if not (args.baseline_root / "function" / "http11.py").exists():
+            p.error(f"--baseline-root {args.baseline_root}: not a modelfn checkout with the event-loop worker")
+        checkouts["baseline"] = args.baseline_root.resolve()
+    result = compare(checkouts, args.repeats, args.requests)
+    print(table(result))
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
