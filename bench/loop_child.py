@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -127,6 +127,15 @@ def _serving_app(work: Path) -> Any:
     raise RuntimeError("the Relu model did not become ready within 60 s")
 
 
+class Scenario(NamedTuple):
+    """One scenario's connections, their shared turn (the future the last answer sets), and the request."""
+
+    kind: str
+    turn: dict[str, Any]
+    pairs: list[tuple[Any, Transport]]
+    data: bytes
+
+
 class Bench:
     """This checkout's app and loop, with the connections of every scenario, ready to time."""
 
@@ -146,7 +155,7 @@ class Bench:
         self.x = row()
         self.scenarios = {_name(k, c): self._connect(k, c) for k, c in SCENARIOS}
 
-    def _connect(self, kind: str, connections: int) -> tuple[str, dict[str, Any], list[Any], bytes]:
+    def _connect(self, kind: str, connections: int) -> Scenario:
         from function import http11
 
         turn: dict[str, Any] = {}
@@ -155,21 +164,21 @@ class Bench:
             transport, conn = Transport(turn), http11.Connection(self.server)
             conn.connection_made(transport)
             pairs.append((conn, transport))
-        scenario = (kind, turn, pairs, request_bytes(kind, self.x))
+        scenario = Scenario(kind, turn, pairs, request_bytes(kind, self.x))
         self._turns(scenario, max(200 // connections, 2))  # warm: the engine's first batches, the caches
         for _, transport in pairs:
             check_reply(kind, bytes(transport.out), self.x)
         return scenario
 
-    def _turns(self, scenario: tuple[str, dict[str, Any], list[Any], bytes], count: int) -> None:
-        _, turn, pairs, data = scenario
+    def _turns(self, scenario: Scenario, count: int) -> None:
+        turn = scenario.turn
 
         async def turns() -> None:
             for _ in range(count):
-                turn["done"], turn["left"] = self.loop.create_future(), len(pairs)
-                for conn, transport in pairs:
+                turn["done"], turn["left"] = self.loop.create_future(), len(scenario.pairs)
+                for conn, transport in scenario.pairs:
                     transport.out.clear()
-                    conn.data_received(data)
+                    conn.data_received(scenario.data)
                 await turn["done"]
                 await asyncio.sleep(0)  # the work queued after the answers (access lines, metrics) runs here
 
@@ -178,12 +187,11 @@ class Bench:
     def time(self, name: str, requests: int) -> dict[str, float]:
         """Loop-thread CPU and wall µs per request over about ``requests`` requests of scenario ``name``."""
         scenario = self.scenarios[name]
-        count = max(requests // len(scenario[2]), 1)
+        count = max(requests // len(scenario.pairs), 1)
         cpu, wall = time.thread_time(), time.perf_counter()
         self._turns(scenario, count)
-        n = count * len(scenario[2])
-        kind, _, pairs, _ = scenario
-        check_reply(kind, bytes(pairs[-1][1].out), self.x)
+        n = count * len(scenario.pairs)
+        check_reply(scenario.kind, bytes(scenario.pairs[-1][1].out), self.x)
         return {"cpu_us": (time.thread_time() - cpu) / n * 1e6, "wall_us": (time.perf_counter() - wall) / n * 1e6}
 
 

@@ -20,6 +20,7 @@ pair timed back to back sees the same machine. The CPU ratio is the median over 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -45,7 +46,11 @@ class Child:
         self.proc = subprocess.Popen(
             argv, cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True
         )
-        ready = self._answer()
+        try:
+            ready = self._answer()
+        except BaseException:  # it died starting: its pipes and stderr file go with it
+            self.close()
+            raise
         if Path(ready["function"]) != root.resolve() / "function":  # an installed modelfn, not this checkout's
             self.close()
             raise RuntimeError(f"the child on {root} imported function from {ready['function']}")
@@ -69,18 +74,26 @@ class Child:
         return dict(json.loads(line))
 
     def close(self) -> None:
-        """EOF on its stdin ends it."""
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(self.timeout)
+        """EOF on its stdin ends it (one that does not exit within the timeout is killed)."""
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None and not pipe.closed:
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.close()
+        try:
+            self.proc.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         self.stderr.close()
 
 
 def compare(checkouts: dict[str, Path], repeats: int, requests: int) -> dict[str, Any]:
     """Every checkout's child kept up; each scenario timed in turn in each child, ``repeats`` times, the order
     alternating, so that a drift of the machine's speed (2x within minutes on a shared host) hits both alike."""
-    children = {name: Child(root) for name, root in checkouts.items()}
+    children: dict[str, Child] = {}
     try:
+        for name, root in checkouts.items():  # one at a time: a child that fails to start stops the others
+            children[name] = Child(root)
         names = list(children)
         samples: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in names}
         for index in range(repeats):
