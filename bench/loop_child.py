@@ -23,7 +23,8 @@ WIDTH = 2048
 SCENARIOS = (("v2-binary", 1), ("v2-json", 1), ("v2-binary", 32), ("v2-json", 32))
 
 
-def _name(kind: str, connections: int) -> str:
+def scenario_name(kind: str, connections: int) -> str:
+    """A scenario's name, as the parent reports it."""
     return f"{kind} c={connections}"
 
 
@@ -153,7 +154,7 @@ class Bench:
             self.loop, handler, ThreadPoolExecutor(4), http11.Limits(), fastlane.front_for(app, self.loop)
         )
         self.x = row()
-        self.scenarios = {_name(k, c): self._connect(k, c) for k, c in SCENARIOS}
+        self.scenarios = {scenario_name(k, c): self._connect(k, c) for k, c in SCENARIOS}
 
     def _connect(self, kind: str, connections: int) -> Scenario:
         from function import http11

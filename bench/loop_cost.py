@@ -32,7 +32,6 @@ from typing import Any
 
 CHILD = Path(__file__).resolve().parent / "loop_child.py"
 ROOT = CHILD.parent.parent
-SCENARIOS = ("v2-binary c=1", "v2-json c=1", "v2-binary c=32", "v2-json c=32")  # as loop_child names them
 
 
 class Child:
