@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -85,26 +85,21 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-_delivering = threading.local()  # the bookkeeping deferred while a batch's answers go out (loop threads only)
+_delivering = threading.local()  # the bookkeeping deferred while a batch runs or its answers go out
 
 
-def deliver(items: list[Item]) -> None:
-    """In the requests' event loop: each callback gets its outputs or its error, then the deferred bookkeeping runs.
-
-    Metrics and access lines (``after_answers``) wait until every answer of the batch is written: the clients
-    can send their next requests while the loop does them, instead of the last answer waiting for them all.
-    """
-    later: list[Callable[[], None]] = []
-    outer, _delivering.later = getattr(_delivering, "later", None), later  # nest-safe, though soon() never nests
+@contextlib.contextmanager
+def deferring(later: list[Callable[[], None]]) -> Iterator[None]:
+    """``after_answers`` on this thread appends to ``later`` meanwhile (nest-safe)."""
+    outer, _delivering.later = getattr(_delivering, "later", None), later
     try:
-        for i in items:
-            assert i.callback is not None
-            try:
-                i.callback[1](i.result if i.error is None else None, i.error)
-            except Exception:  # one failing callback must not leave its batchmates unanswered
-                log.exception("answering a batched request failed")
+        yield
     finally:
         _delivering.later = outer
+
+
+def run_later(later: list[Callable[[], None]]) -> None:
+    """Run deferred bookkeeping; one failing piece never stops the rest."""
     for work in later:
         try:
             work()
@@ -112,8 +107,26 @@ def deliver(items: list[Item]) -> None:
             log.exception("bookkeeping after a batch failed")
 
 
+def deliver(items: list[Item], later: list[Callable[[], None]] | None = None) -> None:
+    """In the requests' event loop: each callback gets its outputs or its error, then the deferred bookkeeping runs.
+
+    Metrics and access lines (``after_answers``, and the batch's own ``later``) wait until every answer of the
+    batch is written: the clients can send their next requests while the loop does them, instead of the last
+    answer waiting for them all.
+    """
+    pending = [] if later is None else later
+    with deferring(pending):
+        for i in items:
+            assert i.callback is not None
+            try:
+                i.callback[1](i.result if i.error is None else None, i.error)
+            except Exception:  # one failing callback must not leave its batchmates unanswered
+                log.exception("answering a batched request failed")
+    run_later(pending)
+
+
 def after_answers(work: Callable[[], None]) -> None:
-    """Run ``work`` once the answers being delivered are all written; at once outside a delivery."""
+    """Run ``work`` once the answers being delivered (or of the batch running) are all written; else at once."""
     later = getattr(_delivering, "later", None)
     if later is None:
         work()

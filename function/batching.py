@@ -22,7 +22,22 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-from function.batch_parts import Arrays, Done, Item, Wait, batchable, deliver, key_of, rows_of, run_joined, soon, until
+from function.batch_parts import (
+    Arrays,
+    Done,
+    Item,
+    Wait,
+    batchable,
+    deferring,
+    deliver,
+    key_of,
+    rows_of,
+    run_joined,
+    run_later,
+    running_loop,
+    soon,
+    until,
+)
 
 __all__ = ["LINGER_SPAN", "LOOP_SECONDS", "RUNNER", "Batcher", "batchable"]
 Predict = Callable[[Arrays], Arrays]
@@ -292,15 +307,19 @@ class Batcher:
 
     def _run(self, batch: list[Item]) -> None:
         started = time.perf_counter()
-        self._observe(sum(i.rows for i in batch) or 1, [started - i.queued for i in batch])
-        try:
-            if len(batch) == 1:
-                batch[0].result = self._predict(batch[0].inputs)
-            else:
-                run_joined(self._predict, batch)
-        except BaseException as exc:  # every request of the batch gets the typed error, nobody hangs
-            for i in batch:
-                i.error = exc if i is batch[0] else copy.copy(exc)
+        # The batch's metrics (and predict()'s, through after_answers) wait until its answers are written.
+        later: list[Callable[[], None]] = [
+            partial(self._observe, sum(i.rows for i in batch) or 1, [started - i.queued for i in batch])
+        ]
+        with deferring(later):
+            try:
+                if len(batch) == 1:
+                    batch[0].result = self._predict(batch[0].inputs)
+                else:
+                    run_joined(self._predict, batch)
+            except BaseException as exc:  # every request of the batch gets the typed error, nobody hangs
+                for i in batch:
+                    i.error = exc if i is batch[0] else copy.copy(exc)
         ended = time.perf_counter()
         with self._cond:
             self._last = (sum(i.rows for i in batch), ended - started, ended)
@@ -310,5 +329,11 @@ class Batcher:
                 answers.setdefault(i.callback[0], []).append(i)
             elif not i.lead and i.done is not None:
                 i.done.set()
+        here = running_loop()
         for loop, items in answers.items():
-            soon(loop, partial(deliver, items))  # one hand-off per loop; none when the batch ran in it
+            if loop is here:  # the batch ran in its loop: answer now, not a loop turn later
+                deliver(items, later)
+                later = []
+            else:  # one hand-off per loop
+                soon(loop, partial(deliver, items))
+        run_later(later)  # a thread's batch: its bookkeeping stays off the loop

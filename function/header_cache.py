@@ -7,6 +7,10 @@ is accepted again: the validated envelope is kept by header bytes (``split``), a
 (where each input's bytes lie, as which dtype and shape) by header bytes (``inputs``). Only the tensor bytes
 are read anew.
 
+The answer's JSON header to a kept header is kept too (``answer``), by output layout: the same request header
+and the same output names, dtypes and shapes make the same answer header byte for byte (one that carries JSON
+output values is never kept).
+
 Nothing is cached for a header that failed (every request gets its own error), for JSON ``data`` inside the
 header (the envelope then holds request values), for BOOL inputs (their bytes must be checked), or for
 headers longer than ``MAX_HEADER``; a body whose tensor bytes do not fit the plan takes the full path and
@@ -16,11 +20,12 @@ gets the full path's error.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from function import binary
+from function import binary, jsonio
 from function.codec import v2_inputs
 from function.holder import LoadedModel
 from function.schemas import V2InferRequest, parse
@@ -40,6 +45,13 @@ class Slot(NamedTuple):
     shape: tuple[int, ...]
 
 
+class Head(NamedTuple):
+    """An answer's JSON header, and the outputs whose raw bytes follow it (name, little-endian dtype)."""
+
+    header: bytes
+    blobs: tuple[tuple[str, np.dtype], ...]
+
+
 class Plan(NamedTuple):
     """A header's inputs in signature order, and the tensor bytes they take in all."""
 
@@ -51,7 +63,7 @@ _parsed: dict[bytes, V2InferRequest] = {}
 _lock = threading.Lock()  # inserts only (the pool threads of the WSGI front insert too); lookups need none
 
 
-def _remember(table: dict[bytes, Any], key: bytes, value: Any) -> None:
+def _remember(table: dict[Any, Any], key: Hashable, value: Any) -> None:
     with _lock:
         if len(table) >= MAX_ENTRIES:  # oldest first: a client that varies its header cannot grow the table
             table.pop(next(iter(table)), None)
@@ -102,3 +114,24 @@ def _plan(request: V2InferRequest, arrays: dict[str, np.ndarray]) -> Plan | None
         wire = array.dtype.newbyteorder("<")
         slots.append(Slot(name, starts[name], array.size, wire, array.dtype, array.shape))
     return Plan(tuple(slots), offset)
+
+
+Encode = Callable[[], tuple[dict[str, Any], list[bytes]]]
+
+
+def answer(
+    model: LoadedModel, key: bytes | None, outputs: dict[str, np.ndarray], encode: Encode
+) -> tuple[bytes, list[bytes]]:
+    """(JSON header, raw output tensors) of the answer: ``encode()`` once per request header and output layout."""
+    kept = key is not None and key in _parsed  # a header accepted in full, with no values in it
+    layout = (key, *((n, a.dtype.str, a.shape) for n, a in outputs.items())) if kept else None
+    head = model.answer_heads.get(layout) if layout is not None else None
+    if head is not None:
+        return head.header, [np.ascontiguousarray(outputs[n], dtype=wire).tobytes() for n, wire in head.blobs]
+    body, blobs = encode()
+    header = jsonio.dumps(body)
+    wanted = [t["name"] for t in body["outputs"]]
+    if layout is not None and len(blobs) == len(wanted):  # every output raw: no values in the header
+        wires = tuple((n, outputs[n].dtype.newbyteorder("<")) for n in wanted)
+        _remember(model.answer_heads, layout, Head(header, wires))
+    return header, blobs

@@ -47,6 +47,8 @@ class LoadedModel:
     candidate: bool = False  # loaded with a candidate's runtime options (ORT: no spin-wait)
     # Binary-extension headers this version accepted, and their byte layout (function.header_cache).
     header_plans: dict[bytes, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The answers' JSON headers to those requests, by header and output layout (function.header_cache).
+    answer_heads: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:

@@ -114,15 +114,17 @@ def v2_prepare(ctx: Context, ex: Exchange, name: str, version: str | None = None
         key, request, blob = header_cache.split(ex.body, header_length)
         model = select(ctx, ex, name, version)
         arrays = header_cache.inputs(model, key, request, blob)
-        return Prepared(model, arrays, routing(ctx, ex), partial(_v2_answer, model, request))
+        return Prepared(model, arrays, routing(ctx, ex), partial(_v2_answer, model, request, key))
     request = parse(V2InferRequest, json_document(ex, allow_untyped=True, decode=fastjson.loads_v2))
     model = select(ctx, ex, name, version)
-    return Prepared(model, v2_inputs(model, request), routing(ctx, ex), partial(_v2_answer, model, request))
+    return Prepared(model, v2_inputs(model, request), routing(ctx, ex), partial(_v2_answer, model, request, None))
 
 
-def _v2_answer(model: LoadedModel, request: V2InferRequest, outputs: dict[str, np.ndarray]) -> Answer:
-    body, blobs = v2_outputs(model, request, outputs, binary=True)
-    header = jsonio.dumps(body)
+def _v2_answer(
+    model: LoadedModel, request: V2InferRequest, key: bytes | None, outputs: dict[str, np.ndarray]
+) -> Answer:
+    """The answer; ``key`` (a repeating binary-extension header) lets its JSON header be reused."""
+    header, blobs = header_cache.answer(model, key, outputs, partial(v2_outputs, model, request, outputs, True))
     if not blobs:
         return Answer("application/json", [header], [])
     return Answer("application/octet-stream", [header, *blobs], [(binary.HEADER, str(len(header)))])

@@ -124,8 +124,12 @@ def engine_for(artifact: LocalArtifact, runtime: Runtime, settings: Settings, me
     timer = metrics.inference_seconds.labels(manifest.name, manifest.version)
 
     def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with DEVICE_GATE, timer.time():
-            return runtime.predict(inputs)
+        with DEVICE_GATE:
+            began = time.perf_counter()
+            try:
+                return runtime.predict(inputs)
+            finally:  # observed once the batch's answers are written (at once outside a batch)
+                after_answers(partial(timer.observe, time.perf_counter() - began))
 
     rows = settings.max_batch_size if batchable(manifest) else 1
     delay, linger = settings.max_batch_delay_ms / 1000, settings.max_batch_linger_ms / 1000

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -87,6 +89,52 @@ def test_bookkeeping_waits_for_every_answer_of_its_batch(loop):  # noqa: F811
     assert joined  # batches of more than one request did form
 
 
+def test_a_batch_s_metrics_and_predict_s_bookkeeping_wait_for_its_answers(loop):  # noqa: F811
+    model = Members()
+    events: list[tuple[str, Any]] = []
+
+    def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = model(inputs)
+        members = model.batches[-1]
+        after_answers(lambda: events.append(("timed", members)))  # as serving's predict() times itself
+        return outputs
+
+    engine = Batcher(predict, 64, observe=lambda rows, waits: events.append(("observed", (rows, len(waits)))))
+    warm: Future[Any] = Future()  # the first batch runs on the runner thread (nothing measured yet): not this test's
+    loop.call_soon_threadsafe(
+        engine.submit_async, {"features": np.zeros((1, 4), np.float32)}, loop, lambda o, e: warm.set_result(e)
+    )
+    assert warm.result(30) is None
+    deadline = time.monotonic() + 30  # its metrics follow on the runner thread: wait for them (bounds a hang only)
+    while ("observed", (1, 1)) not in events and time.monotonic() < deadline:
+        time.sleep(0.001)
+    for _ in range(ROUNDS):
+        events.clear()
+        model.batches.clear()
+        finished: Future[None] = Future()
+
+        def answered(k: int) -> Any:
+            def done(outputs: Any, error: Any) -> None:
+                assert error is None
+                events.append(("answer", k))
+                if sum(kind == "answer" for kind, _ in events) == 8:
+                    loop.call_soon(finished.set_result, None)  # a turn later: the last batch's bookkeeping ran
+
+            return done
+
+        def start() -> None:
+            for k in range(8):
+                engine.submit_async({"features": np.full((1, 4), k, np.float32)}, loop, answered(k))
+
+        loop.call_soon_threadsafe(start)
+        finished.result(30)
+        assert sorted(v for kind, v in events if kind == "answer") == list(range(8))
+        for batch in model.batches:  # each batch: its answers, then its metrics and its predict()'s
+            last = max(i for i, (kind, v) in enumerate(events) if kind == "answer" and v in batch)
+            assert events[last + 1 : last + 3] == [("observed", (len(batch), len(batch))), ("timed", batch)], events
+        assert sum(kind == "observed" for kind, _ in events) == len(model.batches)
+
+
 def test_outside_a_delivery_bookkeeping_runs_at_once():
     events: list[int] = []
     after_answers(lambda: events.append(1))
@@ -95,7 +143,9 @@ def test_outside_a_delivery_bookkeeping_runs_at_once():
 
 def test_the_fast_lane_writes_every_answer_before_the_access_lines(published, tmp_path, monkeypatch, loop):  # noqa: F811
     app = create_app(Settings(model_uri=f"{published}/lin", cache_dir=tmp_path / "cache"))
-    wait_ready(app.test_client())
+    client = app.test_client()
+    wait_ready(client)
+    before = [_counted(client, name) for name in COUNTED]
     events: list[tuple[str, int]] = []
     record = fastlane.record
     monkeypatch.setattr(
@@ -140,6 +190,16 @@ def test_the_fast_lane_writes_every_answer_before_the_access_lines(published, tm
         kinds = [kind for kind, _ in events]
         ahead = max(ahead, kinds.index("log"))  # answers written before the first access line
     assert ahead >= 2  # in some round a batch of more than one was answered in full before its lines
+    items, batches, predicts = (_counted(client, name) - was for name, was in zip(COUNTED, before, strict=True))
+    assert items == 6 * ROUNDS and predicts == batches > 0  # deferred, and still every one counted
+
+
+COUNTED = ("modelfn_batch_items_total", "modelfn_batch_size_count", "modelfn_inference_seconds_count")
+
+
+def _counted(client: Any, name: str) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.MULTILINE))
 
 
 def test_a_delivery_inside_a_delivery_defers_each_to_its_own_end():

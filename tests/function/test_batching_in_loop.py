@@ -80,6 +80,26 @@ def test_one_turns_requests_share_one_batch_in_the_loop_and_get_their_own_rows(l
         assert model.calls == [(sum(len(x) for x in inputs), "loop")]  # one predict, run by the loop
 
 
+def test_a_batch_run_by_the_loop_answers_in_that_same_callback(loop):  # noqa: F811
+    # The answers are not a loop turn behind the batch: whatever the loop queued after it runs after them.
+    model = Recorded()
+    engine = Batcher(model, 64)
+    one_turn(engine, loop, [np.ones((1, 4), np.float32)])[0].result(30)  # the first runs on the runner
+    for _ in range(ROUNDS):
+        order: list[str] = []
+        finished: Future[None] = Future()
+
+        def start() -> None:
+            for k in range(3):
+                engine.submit_async({"features": np.full((1, 4), k, np.float32)}, loop, lambda o, e: order.append("a"))
+            asyncio.get_running_loop().call_soon(order.append, "next")  # queued behind the batch's own callback
+            asyncio.get_running_loop().call_soon(asyncio.get_running_loop().call_soon, finished.set_result, None)
+
+        loop.call_soon_threadsafe(start)
+        finished.result(30)
+        assert order == ["a", "a", "a", "next"]
+
+
 def test_a_runtime_failure_in_the_loop_fails_only_its_batch(loop):  # noqa: F811
     model = Recorded()
     engine = Batcher(model, 4)  # 8 one-row requests: two batches of 4

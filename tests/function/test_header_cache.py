@@ -12,6 +12,7 @@ import pytest
 
 from function import header_cache
 from function.app import create_app
+from function.binary import HEADER
 from tests.conftest import wait_ready
 from tests.function.test_v2_binary import BAD_BINARY, X, binary_input, post_binary, split_response
 from tests.models import B, expected_logits, publish_linear_versions, publish_model, two_input_onnx
@@ -69,12 +70,12 @@ def test_a_header_that_failed_is_not_kept(client):
     assert header_cache._parsed == {}
 
 
-def test_json_data_in_the_header_is_never_kept(client):
+def test_json_data_in_the_header_is_never_kept(client, app):
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     document = {**DOCUMENT, "inputs": [{"name": "features", "shape": [2, 4], "datatype": "FP32", "data": x.tolist()}]}
     for _ in range(3):
         np.testing.assert_allclose(_logits(post_binary(client, document)), expected_logits(x), rtol=1e-6)
-    assert header_cache._parsed == {}
+    assert header_cache._parsed == {} and _served(app).answer_heads == {}
 
 
 def test_inputs_sent_out_of_signature_order_take_their_own_bytes(make_settings, store_dir: Path, tmp_path: Path):
@@ -152,7 +153,9 @@ def test_a_new_version_lays_out_headers_anew(make_settings, store_dir: Path, tmp
         aliases.promote(store, "lin", "prod", "2.0.0", by="test")
         if version == "1.0.0":
             assert app.extensions["modelfn.events"].updater.check() == "swapped"
-            assert _served(app).version == "2.0.0" and _served(app).header_plans == {} and old.header_plans
+            new = _served(app)
+            assert new.version == "2.0.0" and new.header_plans == new.answer_heads == {}
+            assert old.header_plans and old.answer_heads
 
 
 def test_bool_bytes_are_checked_on_every_request(tmp_path, store_dir, make_settings):
@@ -182,3 +185,43 @@ def test_a_header_longer_than_the_limit_is_decoded_in_full_every_time(client, ap
     for _ in range(3):
         np.testing.assert_allclose(_logits(post_binary(client, document, x.tobytes())), expected_logits(x), rtol=1e-6)
     assert header_cache._parsed == {} and _served(app).header_plans == {}
+
+
+def _answer_header(response) -> bytes:
+    assert response.status_code == 200, response.get_data()[:300]
+    return response.get_data()[: int(response.headers[HEADER])]
+
+
+def test_a_kept_header_reuses_its_answer_header_byte_for_byte_and_every_answer_carries_its_own_rows(client, app):
+    document = {**DOCUMENT, "id": "req-7"}
+    rng = np.random.default_rng(3)
+    heads = []
+    for _ in range(6):
+        x = rng.standard_normal((2, 4)).astype(np.float32)
+        r = post_binary(client, document, x.tobytes())
+        np.testing.assert_allclose(_logits(r), expected_logits(x), rtol=1e-6)
+        heads.append(_answer_header(r))
+    assert len(set(heads)) == 1 and len(_served(app).answer_heads) == 1
+    assert json.loads(heads[0]) == {
+        "model_name": "lin",
+        "model_version": "1.0.0",
+        "id": "req-7",
+        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [2, 3], "parameters": {"binary_data_size": 24}}],
+    }
+    _served(app).answer_heads.clear()  # encoded anew: the same bytes
+    assert _answer_header(post_binary(client, document, X.tobytes())) == heads[0]
+    three = {**DOCUMENT, "inputs": [binary_input(np.zeros((3, 4), np.float32))]}  # another header, its own head
+    r = post_binary(client, three, np.ones((3, 4), np.float32).tobytes())
+    assert json.loads(_answer_header(r))["outputs"][0]["shape"] == [3, 3]
+    assert len(_served(app).answer_heads) == 2
+
+
+def test_an_output_asked_for_as_json_keeps_no_answer_header(client, app):
+    document = {**DOCUMENT, "outputs": [{"name": "logits", "parameters": {"binary_data": False}}]}
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        x = rng.standard_normal((2, 4)).astype(np.float32)
+        r = post_binary(client, document, x.tobytes())
+        assert r.status_code == 200 and r.mimetype == "application/json", r.get_data()[:300]
+        np.testing.assert_allclose(np.array(r.get_json()["outputs"][0]["data"]), expected_logits(x).ravel(), rtol=1e-5)
+    assert _served(app).answer_heads == {}
