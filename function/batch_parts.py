@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -88,14 +88,19 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 _delivering = threading.local()  # the bookkeeping deferred while a batch runs or its answers go out
 
 
-@contextlib.contextmanager
-def deferring(later: list[Callable[[], None]]) -> Iterator[None]:
-    """``after_answers`` on this thread appends to ``later`` meanwhile (nest-safe)."""
-    outer, _delivering.later = getattr(_delivering, "later", None), later
-    try:
-        yield
-    finally:
-        _delivering.later = outer
+class Deferring:
+    """While entered, ``after_answers`` on this thread appends to ``later`` (nest-safe; cheaper than a generator)."""
+
+    __slots__ = ("later", "outer")
+
+    def __init__(self, later: list[Callable[[], None]]) -> None:
+        self.later = later
+
+    def __enter__(self) -> None:
+        self.outer, _delivering.later = getattr(_delivering, "later", None), self.later
+
+    def __exit__(self, *exc: object) -> None:
+        _delivering.later = self.outer
 
 
 def run_later(later: list[Callable[[], None]]) -> None:
@@ -115,7 +120,7 @@ def deliver(items: list[Item], later: list[Callable[[], None]] | None = None) ->
     answer waiting for them all.
     """
     pending = [] if later is None else later
-    with deferring(pending):
+    with Deferring(pending):
         for i in items:
             assert i.callback is not None
             try:
