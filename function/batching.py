@@ -306,11 +306,9 @@ class Batcher:
         return sum(i.rows for i in self._queue if i.key == key)
 
     def _run(self, batch: list[Item], here: bool = False) -> None:
-        started = time.perf_counter()
+        started, rows = time.perf_counter(), sum(i.rows for i in batch)
         # The batch's metrics (and predict()'s, through after_answers) wait until its answers are written.
-        later: list[Callable[[], None]] = [
-            partial(self._observe, sum(i.rows for i in batch) or 1, [started - i.queued for i in batch])
-        ]
+        later: list[Callable[[], None]] = [partial(self._observe, rows or 1, [started - i.queued for i in batch])]
         with Deferring(later):
             try:
                 if len(batch) == 1:
@@ -322,7 +320,7 @@ class Batcher:
                     i.error = exc if i is batch[0] else copy.copy(exc)
         ended = time.perf_counter()
         with self._cond:
-            self._last = (sum(i.rows for i in batch), ended - started, ended)
+            self._last = (rows, ended - started, ended)
         answers: dict[asyncio.AbstractEventLoop, list[Item]] = {}
         for i in batch:
             if i.callback is not None:

@@ -130,8 +130,7 @@ def answer(
         return head.header, [np.ascontiguousarray(outputs[n], dtype=wire).tobytes() for n, wire in head.blobs]
     body, blobs = encode()
     header = jsonio.dumps(body)
-    wanted = [t["name"] for t in body["outputs"]]
-    if layout is not None and len(blobs) == len(wanted):  # every output raw: no values in the header
-        wires = tuple((n, outputs[n].dtype.newbyteorder("<")) for n in wanted)
+    if layout is not None and len(blobs) == len(body["outputs"]):  # every output raw: no values in the header
+        wires = tuple((t["name"], outputs[t["name"]].dtype.newbyteorder("<")) for t in body["outputs"])
         _remember(model.answer_heads, layout, Head(header, wires))
     return header, blobs
