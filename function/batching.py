@@ -337,4 +337,4 @@ class Batcher:
                 later = []
             else:  # one hand-off per loop
                 soon(loop, partial(deliver, items))
-        run_later(later)  # a thread's batch: its bookkeeping stays off the loop
+        run_later(later)  # not answered here (a thread's batch, or a quick one answered next turn): now
