@@ -15,32 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import wrk
+from bench import store, wrk
 from bench.mlp import INPUT, WIDTH, make_mlp
 from bench.paired import RawProcess
 from bench.procs import ROOT, Probe, Server, free_port
 from bench.servers import Model, Spec, modelfn, v2_requests
-from bench.store import modelfn_cli
 
 RESULTS = ROOT / "bench" / "results"
 RAW_SLICE_S = 0.5
-
-
-def publish(onnx: Path, work: Path) -> str:
-    """``modelfn publish`` the model to a ``file://`` store; returns its MODEL_URI."""
-    store = f"file://{work / 'store'}"
-    argv = [*modelfn_cli(), "publish", str(onnx), "--name", "mlp", "--version", "1", "--to", store, "--alias", "prod"]
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(work)}
-    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"modelfn publish failed: {done.stderr.strip()[-2000:]}")
-    return f"{store}/mlp@prod"
 
 
 def floor_spec(name: str, model: Model, work: Path, huge: bool) -> Spec:
@@ -87,7 +74,10 @@ def measure(specs: list[Spec], onnx: Path, work: Path, rounds: int, seconds: flo
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Make and publish the model, start every server, measure, stop them."""
     onnx = make_mlp(work / "mlp.onnx", width=args.width)
-    model = Model("mlp", onnx, publish(onnx, work), INPUT, args.width)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work)}
+    model = Model(
+        "mlp", onnx, store.publish(env, onnx, "mlp", [], store_uri=f"file://{work / 'store'}"), INPUT, args.width
+    )
     specs = [
         modelfn("modelfn", model, work / "modelfn", {}, {}),
         floor_spec("floor", model, work, huge=False),

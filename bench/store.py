@@ -41,10 +41,19 @@ def modelfn_cli() -> list[str]:
 
 
 def publish(
-    env: dict[str, str], model: Path, name: str, extra: list[str], labels: Path | None = None, root: Path = ROOT
+    env: dict[str, str],
+    model: Path,
+    name: str,
+    extra: list[str],
+    labels: Path | None = None,
+    root: Path = ROOT,
+    store_uri: str | None = None,
 ) -> str:
-    """``modelfn publish`` (of checkout ``root``) MODEL as NAME version 1 with alias prod; returns its MODEL_URI."""
-    store_uri = STORE_URI if root == ROOT else f"s3://{BUCKET}/base-models"
+    """``modelfn publish`` (of checkout ``root``) MODEL as NAME version 1 with alias prod; returns its MODEL_URI.
+
+    ``store_uri`` defaults to the emulator's bucket (a prefix of its own for another checkout's CLI).
+    """
+    store_uri = store_uri or (STORE_URI if root == ROOT else f"s3://{BUCKET}/base-models")
     argv = [*modelfn_cli(), "publish", str(model), "--name", name, "--version", "1", "--to", store_uri]
     argv += ["--alias", "prod", *extra]
     if labels is not None:

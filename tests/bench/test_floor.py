@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from bench import floor, floor_server
+from bench import floor, floor_server, wrk
 from bench.procs import ROOT, free_port
 from tests.bench.test_paired import _tiny_onnx
 
@@ -99,3 +100,16 @@ def test_gaps_pair_each_slice_with_the_raw_slices_around_it() -> None:
     assert out["floor"]["minus_first_ms"] == pytest.approx(-0.5)  # median of -0.4 and -0.6
     assert out["modelfn"]["minus_first_ms"] == 0.0
     assert "| floor | 0.100 |" in floor.markdown({"meta": {"rounds": 2, "seconds": 1, "width": 8}, "servers": out})
+
+
+@pytest.mark.skipif(not wrk.available(), reason="wrk not installed (apt-get install -y wrk)")
+def test_the_floor_run_pairs_every_server_with_raw_and_writes_its_results(tmp_path: Path) -> None:
+    floor.main(["--rounds", "2", "--seconds", "1", "--width", "16", "--name", "t", "--out-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "t.json").read_text())
+    assert list(results["servers"]) == ["modelfn", "floor", "floor-huge-pages"]
+    assert [s["server"] for s in results["slices"]] == [
+        *["modelfn", "floor", "floor-huge-pages"],
+        *["floor-huge-pages", "floor", "modelfn"],  # the order alternates between rounds
+    ]
+    assert all(s["errors"] == 0 and s["p50_ms"] > 0 and s["raw_before_ms"] > 0 for s in results["slices"])
+    assert "| floor-huge-pages |" in (tmp_path / "t.md").read_text()
