@@ -1,7 +1,7 @@
 """The c=1 gap's floor: modelfn against the least a Python server does (``bench.floor_server``), each slice paired
 with raw onnxruntime, so what any Python server pays on the machine is told apart from what modelfn adds.
 
-    python -m bench.floor                    # the 100 MB MLP, 16 rounds of 2 s slices (~3 min on 2 CPUs)
+    python -m bench.floor                    # the 100 MB MLP, 20 rounds of 2 s slices (~4 min on 2 CPUs)
     python -m bench.floor --rounds 4 --seconds 1 --width 256 --name floor-smoke
 
 Every server is up at once (modelfn as its image runs it, the model published to ``file://``; the floor server
@@ -116,7 +116,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=2.0, help="each wrk slice")
     parser.add_argument("--width", type=int, default=WIDTH, help="the MLP's width (2048: the 100 MB model)")
     parser.add_argument("--name", default="floor")
