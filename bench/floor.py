@@ -22,7 +22,7 @@ from typing import Any
 
 from bench import store, wrk
 from bench.mlp import INPUT, WIDTH, make_mlp
-from bench.paired import RawProcess
+from bench.paired import RawProcess, figure
 from bench.procs import ROOT, Probe, Server, free_port
 from bench.servers import Model, Spec, modelfn, v2_requests
 
@@ -64,7 +64,8 @@ def measure(specs: list[Spec], onnx: Path, work: Path, rounds: int, seconds: flo
             for spec in order:
                 load = wrk.run(spec.url, spec.requests["v2-binary"], work, 1, seconds)
                 after = raw.batch1(RAW_SLICE_S)["p50_ms"]
-                slices.append({"round": k, "server": spec.name, "p50_ms": load["p50_ms"], "p99_ms": load["p99_ms"]})
+                p50, p99 = figure(load, "p50_ms"), figure(load, "p99_ms")
+                slices.append({"round": k, "server": spec.name, "p50_ms": p50, "p99_ms": p99})
                 slices[-1] |= {"raw_before_ms": before, "raw_after_ms": after, "errors": load["errors"]}
                 before = after
             print(k, " ".join(f"{s['server']} {s['p50_ms']:.3f}" for s in slices[-len(specs) :]), flush=True)

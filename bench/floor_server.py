@@ -37,14 +37,23 @@ def session(model: str, threads: int | None = None) -> Any:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def answer(sess: Any, method: bytes, body: bytes) -> bytes:
+class Model:
+    """The session and its one input: name and width read once, not per request."""
+
+    def __init__(self, sess: Any) -> None:
+        spec = sess.get_inputs()[0]
+        self.sess, self.name, self.width = sess, spec.name, int(spec.shape[1])
+
+    def run(self, row: np.ndarray) -> bytes:
+        """The first output's bytes for one ``[1, width]`` row."""
+        return bytes(self.sess.run(None, {self.name: row})[0].tobytes())
+
+
+def answer(model: Model, method: bytes, body: bytes) -> bytes:
     """The whole HTTP response to one request."""
     if method != b"POST":
         return b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-    spec = sess.get_inputs()[0]
-    width = int(spec.shape[1])
-    row = np.frombuffer(body[-width * 4 :], dtype=np.float32).reshape(1, width)
-    out = sess.run(None, {spec.name: row})[0].tobytes()
+    out = model.run(np.frombuffer(body[-model.width * 4 :], dtype=np.float32).reshape(1, model.width))
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % len(out)
     return head + out
 
@@ -62,7 +71,7 @@ def requests(buffer: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     return done, buffer
 
 
-def serve(sess: Any, listener: socket.socket) -> None:
+def serve(model: Model, listener: socket.socket) -> None:
     """One connection at a time, until the process is killed."""
     while True:
         conn, _ = listener.accept()
@@ -78,7 +87,7 @@ def serve(sess: Any, listener: socket.socket) -> None:
                     break
                 done, buffer = requests(buffer + data)
                 for method, body in done:
-                    conn.sendall(answer(sess, method, body))
+                    conn.sendall(answer(model, method, body))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,10 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--huge-pages", action="store_true", help="collapse the weights as modelfn does")
     args = parser.parse_args(argv)
-    sess = session(args.model)
-    spec = sess.get_inputs()[0]
+    model = Model(session(args.model))
     for _ in range(20):  # warm, as modelfn does before READY
-        sess.run(None, {spec.name: np.zeros((1, int(spec.shape[1])), np.float32)})
+        model.run(np.zeros((1, model.width), np.float32))
     if args.huge_pages:
         from function.memory import back_with_huge_pages
 
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     listener.listen(64)
     print(f"ready {args.port}", flush=True)
     try:
-        serve(sess, listener)
+        serve(model, listener)
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -144,11 +144,11 @@ def pair(raw: Raw, load: Load, pairs: int = PAIRS, seconds: float = SLICE_SECOND
     c1, c32_pairs = [], []
     for _ in range(pairs):
         raw_p50 = raw.batch1(seconds)["p50_ms"]
-        server = _figure(load(1, seconds), "p50_ms")
+        server = figure(load(1, seconds), "p50_ms")
         c1.append({"raw_p50_ms": raw_p50, "server_p50_ms": server, "gap_ms": server - raw_p50})
     for _ in range(pairs if c32 else 0):
         best = raw.best(seconds)
-        server = _figure(load(32, seconds), "req_per_s")
+        server = figure(load(32, seconds), "req_per_s")
         c32_pairs.append(
             {
                 "raw_best_items_per_s": best["best_items_per_s"],
@@ -168,7 +168,8 @@ def pair(raw: Raw, load: Load, pairs: int = PAIRS, seconds: float = SLICE_SECOND
     }
 
 
-def _figure(result: dict[str, Any], field: str) -> float:
+def figure(result: dict[str, Any], field: str) -> float:
+    """One figure of a ``wrk.run`` result; a slice that finished no request is an error, not a zero."""
     if not result.get("requests") or field not in result:
         raise RuntimeError(f"load slice at c={result.get('connections')} finished no request: {result}")
     return float(result[field])
