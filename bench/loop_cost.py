@@ -2,6 +2,7 @@
 
     python -m bench.loop_cost                                  # this checkout
     python -m bench.loop_cost --baseline-root /tmp/before      # and another one, interleaved, as ratios
+    python -m bench.loop_cost --sweep-mb 100 --requests 128    # and each scenario with cold caches
 
 On a shared 2-CPU machine ``wrk``'s req/s moves 5-10% between rounds (more between hours), so a change worth a
 few percent of the loop's work cannot be seen through it. This drives the worker's own code (``function.http11``
@@ -15,6 +16,10 @@ Each checkout runs in a child process of its own (``bench/loop_child.py``, run b
 no copy of it) with its own ``function`` package on ``PYTHONPATH``. Both stay up, and each scenario is timed in one,
 then the other, in alternating order: the machine's speed drifts by 2x within minutes here, even in CPU time, and a
 pair timed back to back sees the same machine. The CPU ratio is the median over the pairs.
+
+With ``--sweep-mb N`` every scenario is timed a second time with N MB of memory read (untimed) before each turn,
+as a 100 MB model's ``predict()`` reads its weights between one request and the next: the same code, run with
+the caches that pass leaves behind.
 """
 
 from __future__ import annotations
@@ -55,10 +60,10 @@ class Child:
             raise RuntimeError(f"the child on {root} imported function from {ready['function']}")
         self.scenarios = ready["ready"]
 
-    def time(self, scenario: str, requests: int) -> dict[str, float]:
-        """One timing of ``scenario`` in this child."""
+    def time(self, scenario: str, requests: int, sweep_mb: int = 0) -> dict[str, float]:
+        """One timing of ``scenario`` in this child (``sweep_mb``: memory read before every turn, untimed)."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"scenario": scenario, "requests": requests}) + "\n")
+        self.proc.stdin.write(json.dumps({"scenario": scenario, "requests": requests, "sweep_mb": sweep_mb}) + "\n")
         self.proc.stdin.flush()
         return self._answer()
 
@@ -86,9 +91,15 @@ class Child:
         self.stderr.close()
 
 
-def compare(checkouts: dict[str, Path], repeats: int, requests: int) -> dict[str, Any]:
+def swept_name(scenario: str, sweep_mb: int) -> str:
+    """A scenario's row: its name, and the memory read before each of its turns, if any."""
+    return scenario if not sweep_mb else f"{scenario}, {sweep_mb} MB read before each turn"
+
+
+def compare(checkouts: dict[str, Path], repeats: int, requests: int, sweeps: tuple[int, ...] = (0,)) -> dict[str, Any]:
     """Every checkout's child kept up; each scenario timed in turn in each child, ``repeats`` times, the order
-    alternating, so that a drift of the machine's speed (2x within minutes on a shared host) hits both alike."""
+    alternating, so that a drift of the machine's speed (2x within minutes on a shared host) hits both alike.
+    Each scenario runs once per entry of ``sweeps``: MB of memory read before every turn (0: none)."""
     children: dict[str, Child] = {}
     try:
         for name, root in checkouts.items():  # one at a time: a child that fails to start stops the others
@@ -97,8 +108,10 @@ def compare(checkouts: dict[str, Path], repeats: int, requests: int) -> dict[str
         samples: dict[str, dict[str, list[dict[str, float]]]] = {n: {} for n in names}
         for index in range(repeats):
             for scenario in children[names[0]].scenarios:
-                for name in names if index % 2 == 0 else names[::-1]:
-                    samples[name].setdefault(scenario, []).append(children[name].time(scenario, requests))
+                for sweep in sweeps:
+                    key = swept_name(scenario, sweep)
+                    for name in names if index % 2 == 0 else names[::-1]:
+                        samples[name].setdefault(key, []).append(children[name].time(scenario, requests, sweep))
     finally:
         for child_process in children.values():
             child_process.close()
@@ -107,6 +120,7 @@ def compare(checkouts: dict[str, Path], repeats: int, requests: int) -> dict[str
         for n, per in samples.items()
     }
     result: dict[str, Any] = {"samples": samples, "median": medians, "requests": requests, "repeats": repeats}
+    result["sweeps_mb"] = list(sweeps)
     if len(names) == 2:
         first, second = (samples[n] for n in names)
         result["cpu_ratio"] = {  # pair by pair: each pair ran back to back
@@ -136,14 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-root", type=Path, help="another modelfn checkout, measured in the same run")
     p.add_argument("--requests", type=int, default=1024, help="requests per timing of a scenario")
     p.add_argument("--repeats", type=int, default=25, help="timings of each scenario in each checkout")
+    p.add_argument(
+        "--sweep-mb",
+        type=int,
+        default=0,
+        help="also time every scenario with this many MB read before each turn (100: the MLP's weight pass)",
+    )
     p.add_argument("--out", type=Path, help="write the results here as JSON")
     args = p.parse_args(argv)
+    if args.sweep_mb < 0:
+        p.error("--sweep-mb: MB to read before each turn, 0 or more")
     checkouts = {"this": ROOT}
     if args.baseline_root is not None:
         if not (args.baseline_root / "function" / "http11.py").exists():
             p.error(f"--baseline-root {args.baseline_root}: not a modelfn checkout with the event-loop worker")
         checkouts["baseline"] = args.baseline_root.resolve()
-    result = compare(checkouts, args.repeats, args.requests)
+    result = compare(checkouts, args.repeats, args.requests, (0, args.sweep_mb) if args.sweep_mb else (0,))
     print(table(result))
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2))

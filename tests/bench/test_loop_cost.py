@@ -63,3 +63,27 @@ def test_a_baseline_without_the_event_loop_worker_is_refused(
         loop_cost.main(["--baseline-root", str(tmp_path)])
     assert stop.value.code == 2
     assert "not a modelfn checkout" in capsys.readouterr().err
+
+
+def test_every_scenario_is_timed_again_with_memory_read_before_each_turn() -> None:
+    result = loop_cost.compare({"a": ROOT}, repeats=2, requests=8, sweeps=(0, 4))
+    names = [loop_child.scenario_name(kind, connections) for kind, connections in loop_child.SCENARIOS]
+    rows = [row for name in names for row in (name, loop_cost.swept_name(name, 4))]
+    assert list(result["samples"]["a"]) == rows and result["sweeps_mb"] == [0, 4]
+    assert all(sample["cpu_us"] > 0 for row in rows for sample in result["samples"]["a"][row])
+    assert "| v2-binary c=1, 4 MB read before each turn |" in loop_cost.table(result)
+
+
+def test_a_swept_turn_reads_the_memory_untimed_and_still_checks_every_answer(tmp_path: Path) -> None:
+    bench = loop_child.Bench(tmp_path)
+    swept = bench.time("v2-binary c=1", 4, sweep_mb=2)
+    assert bench.sweep.nbytes == 2 * 2**20 and swept["cpu_us"] > 0 and swept["wall_us"] > 0
+    bench.time("v2-binary c=1", 4)  # a timing without a sweep leaves the buffer for the next one
+    assert bench.sweep.nbytes == 2 * 2**20
+
+
+def test_a_negative_sweep_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        loop_cost.main(["--sweep-mb", "-1"])
+    assert stop.value.code == 2
+    assert "--sweep-mb" in capsys.readouterr().err
