@@ -128,8 +128,8 @@ def _preamble(meta: dict[str, Any]) -> list[str]:
     ]
 
 
-def markdown(results: dict[str, Any], png: str) -> str:
-    """The whole report."""
+def markdown(results: dict[str, Any], png: str | None) -> str:
+    """The whole report (``png``: the plot beside it, None when none was drawn)."""
     lines = [
         *_preamble(results["meta"]),
         "## Targets (issue 8), modelfn with default settings",
@@ -157,7 +157,7 @@ def markdown(results: dict[str, Any], png: str) -> str:
             f"| {model} | {p['interpreter_s']:.3f} | {p['imports_s']:.3f} | {p['download_s']:.3f} "
             f"| {p['session_create_s']:.3f} | {p['first_run_s']:.4f} | {p['sum_s']:.3f} |"
         )
-    lines += ["", f"![serving benchmark]({png})", ""]
+    lines += ["", f"![serving benchmark]({png})", ""] if png else [""]
     if results.get("errors"):
         lines += ["## Failures (the run went on)", ""]
         lines += [f"- {e['step']}: `{e['error'].splitlines()[-1][:300]}`" for e in results["errors"]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="extra environment for modelfn (e.g. MAX_BATCH_SIZE=64); repeatable",
     )
+    p.add_argument("--no-plot", action="store_true", help="write the JSON and Markdown only (no matplotlib needed)")
     p.add_argument("--name", default="latest", help="results file stem under bench/results/")
     p.add_argument("--label", default="", help="free text stored with the results (commit, machine state)")
     p.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
@@ -139,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--baseline-root {args.baseline_root} is not a modelfn checkout")
         if "modelfn-base" not in args.servers:
             args.servers = ("modelfn", "modelfn-base", *(s for s in args.servers if s != "modelfn"))
+    if not args.no_plot and importlib.util.find_spec("matplotlib") is None:  # refused now, not after the run
+        p.error("the plot needs matplotlib: pip install -e '.[bench]' (make bench does), or pass --no-plot")
     return args
 
 
@@ -247,9 +251,10 @@ def main(argv: list[str] | None = None) -> None:
     results = run(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    md = report.markdown(results, f"{args.name}.png")
+    md = report.markdown(results, None if args.no_plot else f"{args.name}.png")
     (args.out_dir / f"{args.name}.md").write_text(md)
-    report.plot(results, args.out_dir / f"{args.name}.png")
+    if not args.no_plot:
+        report.plot(results, args.out_dir / f"{args.name}.png")
     print(md)
 
 

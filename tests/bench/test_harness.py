@@ -237,3 +237,23 @@ def test_the_report_names_the_cpu_model_when_the_run_recorded_it() -> None:
     from bench.serving import _cpu_model
 
     assert _cpu_model() and "\n" not in _cpu_model()
+
+
+def test_a_run_that_could_not_draw_its_plot_is_refused_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from bench import serving
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # as without the bench extra
+    with pytest.raises(SystemExit) as stop:
+        serving.parse_args([])
+    assert stop.value.code == 2
+    assert "matplotlib" in capsys.readouterr().err
+    assert serving.parse_args(["--no-plot"]).no_plot  # the JSON and Markdown need no matplotlib
+
+
+def test_a_report_without_a_plot_links_none() -> None:
+    assert "![serving benchmark]" not in report.markdown(_results(500.0), None)
+    assert "![serving benchmark](x.png)" in report.markdown(_results(500.0), "x.png")
