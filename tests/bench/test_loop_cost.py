@@ -74,7 +74,7 @@ def test_every_scenario_is_timed_again_with_memory_read_before_each_turn() -> No
     assert "| v2-binary c=1, 4 MB read before each turn |" in loop_cost.table(result)
 
 
-def test_a_swept_turn_reads_the_memory_untimed_and_still_checks_every_answer(tmp_path: Path) -> None:
+def test_a_swept_timing_checks_its_answer_and_keeps_its_buffer_for_the_next(tmp_path: Path) -> None:
     bench = loop_child.Bench(tmp_path)
     swept = bench.time("v2-binary c=1", 4, sweep_mb=2)
     assert bench.sweep.nbytes == 2 * 2**20 and swept["cpu_us"] > 0 and swept["wall_us"] > 0
